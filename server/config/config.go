@@ -1,0 +1,174 @@
+// Package config is Gatehouse's configuration: one typed struct, its defaults,
+// loading from a YAML file plus GATEHOUSE_* environment overrides, and a
+// validation that reports every problem at once.
+package config
+
+import (
+	"log/slog"
+	"time"
+)
+
+// Config is the whole configuration. The yaml tags are the file's keys; the
+// environment variable for a key is GATEHOUSE_ followed by its path in upper
+// case joined with "_" (tokens.access_token_lifetime ->
+// GATEHOUSE_TOKENS_ACCESS_TOKEN_LIFETIME).
+type Config struct {
+	// Issuer is the OpenID Provider's issuer identifier (OIDC Discovery §2).
+	Issuer string `yaml:"issuer"`
+	// Dev relaxes the https requirement and fills in local defaults.
+	Dev bool `yaml:"dev"`
+
+	Listen       Listen       `yaml:"listen"`
+	DatabaseURL  string       `yaml:"database_url"`
+	Redis        Redis        `yaml:"redis"`
+	Secrets      Secrets      `yaml:"secrets"`
+	Tokens       Tokens       `yaml:"tokens"`
+	Keys         Keys         `yaml:"keys"`
+	PasswordHash PasswordHash `yaml:"password_hash"`
+	Log          Log          `yaml:"log"`
+	HTTP         HTTP         `yaml:"http"`
+	UI           UI           `yaml:"ui"`
+}
+
+// Listen holds the listen addresses.
+type Listen struct {
+	// Public serves the OAuth/OIDC endpoints and the login pages.
+	Public string `yaml:"public"`
+	// Admin serves the admin API, health and metrics; empty disables it.
+	Admin string `yaml:"admin"`
+}
+
+// Redis configures the optional Redis backend for short-lived records.
+type Redis struct {
+	// URL is empty to keep short-lived records in the SQL database.
+	URL    string `yaml:"url"`
+	Prefix string `yaml:"prefix"`
+	// AllowEvictionPolicy accepts a Redis whose maxmemory-policy may evict
+	// keys (sessions and tokens could then vanish early).
+	AllowEvictionPolicy bool `yaml:"allow_eviction_policy"`
+}
+
+// Secrets holds the system secrets.
+type Secrets struct {
+	// System: the first secret is used for new MACs and encryption; the
+	// others are still accepted, which lets a secret be rotated.
+	System []Secret `yaml:"system"`
+}
+
+// Tokens holds token lifetimes.
+type Tokens struct {
+	AccessTokenLifetime   time.Duration `yaml:"access_token_lifetime"`
+	RefreshTokenLifetime  time.Duration `yaml:"refresh_token_lifetime"`
+	IDTokenLifetime       time.Duration `yaml:"id_token_lifetime"`
+	AuthorizeCodeLifetime time.Duration `yaml:"authorize_code_lifetime"`
+	// RefreshTokenGracePeriod lets a rotated refresh token be reused for a
+	// short while (a client retrying after a lost response); 0 disables it.
+	RefreshTokenGracePeriod time.Duration `yaml:"refresh_token_grace_period"`
+}
+
+// Keys configures the signing key set.
+type Keys struct {
+	Algorithms     []string      `yaml:"algorithms"`
+	RotationPeriod time.Duration `yaml:"rotation_period"`
+	// PublishAhead is how long a new key is in the JWKS before it signs.
+	PublishAhead time.Duration `yaml:"publish_ahead"`
+	RSABits      int           `yaml:"rsa_bits"`
+	// JWKSMaxAge is the Cache-Control max-age of the JWKS document.
+	JWKSMaxAge time.Duration `yaml:"jwks_max_age"`
+}
+
+// PasswordHash holds the argon2id parameters for new password hashes.
+type PasswordHash struct {
+	MemoryKiB   int `yaml:"memory_kib"`
+	Iterations  int `yaml:"iterations"`
+	Parallelism int `yaml:"parallelism"`
+}
+
+// Log configures logging.
+type Log struct {
+	Level  string `yaml:"level"`  // debug | info | warn | error
+	Format string `yaml:"format"` // text | json
+}
+
+// HTTP holds the HTTP server limits.
+type HTTP struct {
+	ReadHeaderTimeout time.Duration `yaml:"read_header_timeout"`
+	ReadTimeout       time.Duration `yaml:"read_timeout"`
+	WriteTimeout      time.Duration `yaml:"write_timeout"`
+	IdleTimeout       time.Duration `yaml:"idle_timeout"`
+	MaxBodyBytes      int64         `yaml:"max_body_bytes"`
+}
+
+// UI configures the login and consent pages.
+type UI struct {
+	ProductName  string `yaml:"product_name"`
+	LogoURL      string `yaml:"logo_url"`
+	AccentColor  string `yaml:"accent_color"`
+	TemplatesDir string `yaml:"templates_dir"`
+}
+
+// Dev-mode defaults.
+const (
+	DevIssuer      = "http://localhost:8080"
+	DevDatabaseURL = "sqlite://gatehouse-dev.db"
+	// DevSecretFile is created next to the database in dev mode when no
+	// system secret is configured.
+	DevSecretFile = "gatehouse-dev.secret"
+)
+
+// Default returns the defaults. Issuer and system secrets have none outside
+// dev mode: they must be configured.
+func Default() Config {
+	return Config{
+		Listen:      Listen{Public: ":8080", Admin: "127.0.0.1:8081"},
+		DatabaseURL: "sqlite://gatehouse.db",
+		Redis:       Redis{Prefix: "gatehouse:"},
+		Tokens: Tokens{
+			AccessTokenLifetime:   time.Hour,
+			RefreshTokenLifetime:  720 * time.Hour,
+			IDTokenLifetime:       time.Hour,
+			AuthorizeCodeLifetime: 10 * time.Minute,
+		},
+		Keys: Keys{
+			Algorithms:     []string{"RS256", "ES256"},
+			RotationPeriod: 720 * time.Hour,
+			PublishAhead:   24 * time.Hour,
+			RSABits:        2048,
+			JWKSMaxAge:     15 * time.Minute,
+		},
+		// OWASP's argon2id minimum: 19 MiB, 2 iterations, 1 lane.
+		PasswordHash: PasswordHash{MemoryKiB: 19456, Iterations: 2, Parallelism: 1},
+		Log:          Log{Level: "info", Format: "text"},
+		HTTP: HTTP{
+			ReadHeaderTimeout: 10 * time.Second,
+			ReadTimeout:       30 * time.Second,
+			WriteTimeout:      30 * time.Second,
+			IdleTimeout:       120 * time.Second,
+			MaxBodyBytes:      1 << 20,
+		},
+		UI: UI{ProductName: "Gatehouse", AccentColor: "#2f6fed"},
+	}
+}
+
+// SystemSecrets returns the system secrets' values, current first.
+func (c Config) SystemSecrets() [][]byte {
+	out := make([][]byte, len(c.Secrets.System))
+	for i, s := range c.Secrets.System {
+		out[i] = s.Bytes()
+	}
+	return out
+}
+
+// SlogLevel is the configured level; info when it is not a known name
+// (Validate reports that).
+func (l Log) SlogLevel() slog.Level {
+	switch l.Level {
+	case "debug":
+		return slog.LevelDebug
+	case "warn":
+		return slog.LevelWarn
+	case "error":
+		return slog.LevelError
+	}
+	return slog.LevelInfo
+}
