@@ -83,14 +83,19 @@ func (a *assets) url(name string) (string, error) {
 	return StaticPrefix + name + "?v=" + f.version, nil
 }
 
-// ServeHTTP serves the file named by the path after StaticPrefix. A request
+// staticHandler serves the file named by the path after StaticPrefix. A request
 // carrying the current version may be cached for a year, since a change of
 // content changes the URL; anything else is revalidated with the ETag.
-func (a *assets) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+type staticHandler struct {
+	assets   *assets
+	notFound http.Handler
+}
+
+func (s staticHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	name := strings.TrimPrefix(r.URL.Path, StaticPrefix)
-	f, ok := a.files[name]
+	f, ok := s.assets.files[name]
 	if !ok || name == "" {
-		http.NotFound(w, r)
+		s.notFound.ServeHTTP(w, r)
 		return
 	}
 	h := w.Header()

@@ -240,8 +240,13 @@ func (u *UI) RenderError(w http.ResponseWriter, status int, p ErrorPage) error {
 }
 
 // StaticHandler serves the assets under StaticPrefix, including the
-// generated ThemeCSS.
-func (u *UI) StaticHandler() http.Handler { return u.assets }
+// generated ThemeCSS. Unknown names go to notFound (http.NotFound when nil).
+func (u *UI) StaticHandler(notFound http.Handler) http.Handler {
+	if notFound == nil {
+		notFound = http.NotFoundHandler()
+	}
+	return staticHandler{assets: u.assets, notFound: notFound}
+}
 
 // AssetURL returns the versioned URL of a static file.
 func (u *UI) AssetURL(name string) (string, error) { return u.assets.url(name) }

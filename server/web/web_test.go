@@ -147,7 +147,7 @@ func TestThemeCSS(t *testing.T) {
 
 func TestStaticHandlerCaching(t *testing.T) {
 	u := newUI(t, Config{Brand: Brand{AccentColor: "#336699"}})
-	h := u.StaticHandler()
+	h := u.StaticHandler(nil)
 	themeURL, err := u.AssetURL(ThemeCSS)
 	if err != nil {
 		t.Fatal(err)
