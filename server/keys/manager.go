@@ -551,12 +551,12 @@ func (m *Manager) logChanges(ctx context.Context, before, after []storage.Signin
 	for _, k := range after {
 		kept[k.ID] = true
 		if s, ok := old[k.ID]; !ok || s != k.State {
-			m.log.InfoContext(ctx, "signing key "+string(k.State), "kid", k.ID, "alg", k.Algorithm, "version", version)
+			m.log.InfoContext(ctx, "signing key changed", "kid", k.ID, "alg", k.Algorithm, "state", string(k.State), "version", version)
 		}
 	}
 	for _, k := range before {
 		if !kept[k.ID] {
-			m.log.InfoContext(ctx, "signing key deleted", "kid", k.ID, "alg", k.Algorithm, "version", version)
+			m.log.InfoContext(ctx, "signing key changed", "kid", k.ID, "alg", k.Algorithm, "state", "deleted", "version", version)
 		}
 	}
 }
