@@ -150,6 +150,8 @@ func (m *Manager) Version() int64 { return m.snap.Load().set.Version }
 
 // Reload reads the set from storage and serves it from now on.
 func (m *Manager) Reload(ctx context.Context) error {
+	m.writeMu.Lock()
+	defer m.writeMu.Unlock()
 	set, err := m.store.GetKeySet(ctx)
 	if err != nil {
 		return fmt.Errorf("keys: reading key set: %w", err)
@@ -289,9 +291,9 @@ func (m *Manager) update(ctx context.Context, set storage.KeySet, mutate mutatio
 		gen.rewind()
 		keys, changed, err := mutate(set, m.now(), gen)
 		if err != nil {
-			if set.Version != m.Version() {
-				// Serve what was read even though we do not change it.
-				_ = m.install(set)
+			// Serve what was read even though we do not change it.
+			if ierr := m.install(set); ierr != nil {
+				return errors.Join(err, ierr)
 			}
 			return err
 		}
@@ -470,32 +472,21 @@ func sortKeys(keys []storage.SigningKey, algs []string) {
 	})
 }
 
-// install builds a snapshot of set and serves it, unless a newer one is
-// already served (a slow reader must not roll a rotation back).
+// install builds a snapshot of set and serves it. Callers hold writeMu, so
+// installs never race within the process; the stored version only grows
+// through other replicas, so whatever was read last is the newest. A lower
+// version than the one served (a restored database) is installed too.
 func (m *Manager) install(set storage.KeySet) error {
 	prev := m.snap.Load()
-	if prev != nil && prev.set.Version > set.Version {
-		return nil
-	}
-	if prev != nil && prev.set.Version == set.Version && set.Version != 0 {
-		return nil
+	if prev != nil && prev.set.Version == set.Version {
+		return nil // the contract bumps the version on every change
 	}
 	s, err := m.build(set, prev)
 	if err != nil {
 		return err
 	}
-	if !m.snap.CompareAndSwap(prev, s) {
-		// Another goroutine installed meanwhile; keep the newer of the two.
-		for {
-			cur := m.snap.Load()
-			if cur.set.Version >= s.set.Version || m.snap.CompareAndSwap(cur, s) {
-				break
-			}
-		}
-	}
-	if prev == nil || prev.set.Version != s.set.Version {
-		m.log.Info("key set loaded", "version", s.set.Version, "keys", len(s.set.Keys), "signing", activeKIDs(s.set.Keys))
-	}
+	m.snap.Store(s)
+	m.log.Info("key set loaded", "version", s.set.Version, "keys", len(s.set.Keys), "signing", activeKIDs(s.set.Keys))
 	return nil
 }
 
