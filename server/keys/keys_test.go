@@ -780,3 +780,30 @@ func mustBenchRing(b *testing.B) *secrets.Keyring {
 	}
 	return r
 }
+
+func TestConcurrentFirstStartCreatesOneSet(t *testing.T) {
+	c := newClock()
+	store := &testStore{}
+	ring := testRing(t)
+	ms := make([]*Manager, 3)
+	errs := make([]error, 3)
+	var wg sync.WaitGroup
+	for i := range ms {
+		wg.Go(func() { ms[i], errs[i] = New(context.Background(), store, ring, testConfig(t, c, ES256)) })
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("replica %d: %v", i, err)
+		}
+	}
+	// Each replica made keys, but only one CAS won; the others adopted its set.
+	if store.writeCount() != 1 {
+		t.Errorf("%d writes, want 1", store.writeCount())
+	}
+	for i, m := range ms[1:] {
+		if !slices.Equal(m.List(), ms[0].List()) {
+			t.Errorf("replica %d serves another set", i+1)
+		}
+	}
+}
