@@ -20,6 +20,7 @@ import (
 
 	"github.com/gatehouse-idp/gatehouse/server/secrets"
 	"github.com/gatehouse-idp/gatehouse/storage"
+	"github.com/gatehouse-idp/gatehouse/storage/memory"
 )
 
 // clock is a settable test clock.
@@ -113,7 +114,7 @@ func countState(infos []KeyInfo, alg string, state storage.KeyState) int {
 
 func TestFirstStartCreatesActiveAndNext(t *testing.T) {
 	c := newClock()
-	store := &testStore{}
+	store := newStore()
 	m := newManager(t, store, testRing(t), testConfig(t, c, ES256, EdDSA, PS256))
 	// OIDC Core §15.1: RS256 is always there even when not asked for.
 	if got, want := m.Algorithms(), []string{ES256, EdDSA, PS256, RS256}; !slices.Equal(got, want) {
@@ -148,7 +149,7 @@ func TestFirstStartCreatesActiveAndNext(t *testing.T) {
 
 func TestSecondManagerLoadsSameKeys(t *testing.T) {
 	c := newClock()
-	store := &testStore{}
+	store := newStore()
 	ring := testRing(t)
 	a := newManager(t, store, ring, testConfig(t, c, ES256))
 	c.Advance(time.Hour)
@@ -173,7 +174,7 @@ func TestSecondManagerLoadsSameKeys(t *testing.T) {
 
 func TestSecondManagerAddsAlgorithm(t *testing.T) {
 	c := newClock()
-	store := &testStore{}
+	store := newStore()
 	ring := testRing(t)
 	a := newManager(t, store, ring, testConfig(t, c, RS256))
 	b := newManager(t, store, ring, testConfig(t, c, RS256, ES256))
@@ -204,7 +205,7 @@ func fetchJWKS(t *testing.T, m *Manager) (*http.Response, []byte) {
 
 func TestJWKSPublishesEveryKeyAndNoPrivateMember(t *testing.T) {
 	c := newClock()
-	m := newManager(t, &testStore{}, testRing(t), testConfig(t, c, RS256, ES256, EdDSA, PS256))
+	m := newManager(t, newStore(), testRing(t), testConfig(t, c, RS256, ES256, EdDSA, PS256))
 	c.Advance(25 * time.Hour)
 	if err := m.Rotate(context.Background(), false); err != nil {
 		t.Fatal(err)
@@ -256,7 +257,7 @@ func TestJWKSPublishesEveryKeyAndNoPrivateMember(t *testing.T) {
 
 func TestSignedJWSVerifiesWithJWKS(t *testing.T) {
 	c := newClock()
-	m := newManager(t, &testStore{}, testRing(t), testConfig(t, c, RS256, ES256, EdDSA, PS256))
+	m := newManager(t, newStore(), testRing(t), testConfig(t, c, RS256, ES256, EdDSA, PS256))
 	_, body := fetchJWKS(t, m)
 	var set jose.JSONWebKeySet
 	if err := json.Unmarshal(body, &set); err != nil {
@@ -309,7 +310,7 @@ func TestSignedJWSVerifiesWithJWKS(t *testing.T) {
 func TestRotateRespectsPublishAheadAndRetireAfter(t *testing.T) {
 	ctx := context.Background()
 	c := newClock()
-	store := &testStore{}
+	store := newStore()
 	m := newManager(t, store, testRing(t), testConfig(t, c, ES256))
 	before := m.List()
 
@@ -375,7 +376,7 @@ func TestRotateRespectsPublishAheadAndRetireAfter(t *testing.T) {
 func TestRotateForce(t *testing.T) {
 	ctx := context.Background()
 	c := newClock()
-	m := newManager(t, &testStore{}, testRing(t), testConfig(t, c, RS256))
+	m := newManager(t, newStore(), testRing(t), testConfig(t, c, RS256))
 	next := byState(t, m.List(), RS256, storage.KeyNext).KID
 	if err := m.Rotate(ctx, true); err != nil {
 		t.Fatal(err)
@@ -388,7 +389,7 @@ func TestRotateForce(t *testing.T) {
 func TestRunRotatesAfterRotationPeriod(t *testing.T) {
 	ctx := context.Background()
 	c := newClock()
-	store := &testStore{}
+	store := newStore()
 	m := newManager(t, store, testRing(t), testConfig(t, c, RS256))
 	if err := m.poll(ctx); err != nil || store.writeCount() != 1 {
 		t.Fatalf("poll with nothing due wrote (%d writes, err %v)", store.writeCount(), err)
@@ -435,7 +436,7 @@ func runManager(t *testing.T, m *Manager) {
 func TestRotationSeenByOtherReplicaThroughPolling(t *testing.T) {
 	ctx := context.Background()
 	c := newClock()
-	store := &testStore{}
+	store := newStore()
 	ring := testRing(t)
 	a := newManager(t, store, ring, testConfig(t, c, ES256))
 	b := newManager(t, store, ring, testConfig(t, c, ES256))
@@ -460,7 +461,7 @@ func TestRotationSeenByOtherReplicaThroughPolling(t *testing.T) {
 
 func TestConcurrentRotationRotatesOnce(t *testing.T) {
 	c := newClock()
-	store := &testStore{}
+	store := newStore()
 	ring := testRing(t)
 	var ms []*Manager
 	for range 3 {
@@ -501,7 +502,7 @@ func TestConcurrentRotationRotatesOnce(t *testing.T) {
 func TestConcurrentExplicitRotate(t *testing.T) {
 	ctx := context.Background()
 	c := newClock()
-	store := &testStore{}
+	store := newStore()
 	ring := testRing(t)
 	a := newManager(t, store, ring, testConfig(t, c, ES256))
 	b := newManager(t, store, ring, testConfig(t, c, ES256))
@@ -554,7 +555,7 @@ func fetchETag(t *testing.T, m *Manager, ifNoneMatch string) (int, string) {
 
 func TestJWKSHandlerCaching(t *testing.T) {
 	c := newClock()
-	m := newManager(t, &testStore{}, testRing(t), testConfig(t, c, ES256))
+	m := newManager(t, newStore(), testRing(t), testConfig(t, c, ES256))
 	h := m.JWKSHandler()
 	res, body := fetchJWKS(t, m)
 	etag := res.Header.Get("ETag")
@@ -611,7 +612,7 @@ func TestJWKSHandlerCaching(t *testing.T) {
 func TestStoredPrivateKeyIsEncrypted(t *testing.T) {
 	ctx := context.Background()
 	c := newClock()
-	store := &testStore{}
+	store := newStore()
 	ring := testRing(t)
 	m := newManager(t, store, ring, testConfig(t, c, RS256, ES256, EdDSA))
 	set, _ := store.GetKeySet(ctx)
@@ -655,12 +656,10 @@ func TestStoredPrivateKeyIsEncrypted(t *testing.T) {
 func TestRunKeepsServingWhenStorageFails(t *testing.T) {
 	ctx := context.Background()
 	c := newClock()
-	store := &testStore{}
+	store := newStore()
 	m := newManager(t, store, testRing(t), testConfig(t, c, RS256))
 	kid, _, _ := m.SigningKey(ctx, RS256)
-	store.mu.Lock()
-	store.fail = errors.New("connection refused")
-	store.mu.Unlock()
+	store.setFailure(errors.New("connection refused"))
 	if err := m.poll(ctx); err == nil {
 		t.Error("poll against a failing store succeeded")
 	}
@@ -699,14 +698,14 @@ func TestConfigValidation(t *testing.T) {
 		if _, err := c.withDefaults(); err == nil {
 			t.Errorf("%s: accepted", name)
 		}
-		if _, err := New(context.Background(), &testStore{}, testRing(t), c); err == nil {
+		if _, err := New(context.Background(), newStore(), testRing(t), c); err == nil {
 			t.Errorf("%s: New accepted", name)
 		}
 	}
 }
 
 func TestSigningKeyUnconfiguredAlgorithm(t *testing.T) {
-	m := newManager(t, &testStore{}, testRing(t), testConfig(t, newClock(), RS256))
+	m := newManager(t, newStore(), testRing(t), testConfig(t, newClock(), RS256))
 	for _, alg := range []string{"HS256", "none", ES256, ""} {
 		if _, _, err := m.SigningKey(context.Background(), alg); err == nil {
 			t.Errorf("SigningKey(%q) succeeded", alg)
@@ -725,7 +724,7 @@ func pubKeys(m *Manager) *jose.JSONWebKeySet {
 func TestReloadAcceptsRestoredOlderSet(t *testing.T) {
 	ctx := context.Background()
 	c := newClock()
-	store := &testStore{}
+	store := newStore()
 	m := newManager(t, store, testRing(t), testConfig(t, c, RS256))
 	saved, _ := store.GetKeySet(ctx)
 	oldKID, _, _ := m.SigningKey(ctx, RS256)
@@ -734,9 +733,11 @@ func TestReloadAcceptsRestoredOlderSet(t *testing.T) {
 	}
 	// A database restored from a backup goes back to an older version; the
 	// replica must follow it rather than keep serving its newer memory.
-	store.mu.Lock()
-	store.set = saved
-	store.mu.Unlock()
+	restored := memory.New()
+	if _, err := restored.ReplaceKeySet(ctx, 0, saved.Keys); err != nil {
+		t.Fatal(err)
+	}
+	store.swap(restored)
 	if err := m.poll(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -746,7 +747,7 @@ func TestReloadAcceptsRestoredOlderSet(t *testing.T) {
 }
 
 func BenchmarkSigningKey(b *testing.B) {
-	m, err := New(context.Background(), &testStore{}, mustBenchRing(b), Config{Algorithms: []string{ES256}})
+	m, err := New(context.Background(), newStore(), mustBenchRing(b), Config{Algorithms: []string{ES256}})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -760,7 +761,7 @@ func BenchmarkSigningKey(b *testing.B) {
 }
 
 func BenchmarkJWKSHandler(b *testing.B) {
-	m, err := New(context.Background(), &testStore{}, mustBenchRing(b), Config{Algorithms: []string{ES256}})
+	m, err := New(context.Background(), newStore(), mustBenchRing(b), Config{Algorithms: []string{ES256}})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -783,7 +784,7 @@ func mustBenchRing(b *testing.B) *secrets.Keyring {
 
 func TestConcurrentFirstStartCreatesOneSet(t *testing.T) {
 	c := newClock()
-	store := &testStore{}
+	store := newStore()
 	ring := testRing(t)
 	ms := make([]*Manager, 3)
 	errs := make([]error, 3)

@@ -1,59 +1,61 @@
 package keys
 
 import (
-	"bytes"
 	"context"
-	"fmt"
-	"slices"
 	"sync"
-	"time"
 
 	"github.com/gatehouse-idp/gatehouse/storage"
+	"github.com/gatehouse-idp/gatehouse/storage/memory"
 )
 
-// testStore is a KeyStore kept in memory with the contract's semantics
-// (compare-and-swap on the version, microsecond UTC times, copies in and
-// out). It also counts successful writes so tests can tell how many
-// rotations happened.
+// testStore is a storage/memory key store with instruments: it counts
+// successful writes so tests can tell how many rotations happened, can be
+// made to fail, and can have its backend swapped (a restored database).
 type testStore struct {
 	mu     sync.Mutex
-	set    storage.KeySet
+	inner  storage.KeyStore
 	writes int
 	fail   error // when set, every call returns it
 }
 
 var _ storage.KeyStore = (*testStore)(nil)
 
-func (s *testStore) GetKeySet(context.Context) (storage.KeySet, error) {
+func newStore() *testStore { return &testStore{inner: memory.New()} }
+
+func (s *testStore) backend() (storage.KeyStore, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.fail != nil {
-		return storage.KeySet{}, s.fail
-	}
-	return storage.KeySet{Version: s.set.Version, Keys: copyKeys(s.set.Keys)}, nil
+	return s.inner, s.fail
 }
 
-func (s *testStore) KeySetVersion(context.Context) (int64, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.fail != nil {
-		return 0, s.fail
+func (s *testStore) GetKeySet(ctx context.Context) (storage.KeySet, error) {
+	b, err := s.backend()
+	if err != nil {
+		return storage.KeySet{}, err
 	}
-	return s.set.Version, nil
+	return b.GetKeySet(ctx)
 }
 
-func (s *testStore) ReplaceKeySet(_ context.Context, expect int64, keys []storage.SigningKey) (int64, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.fail != nil {
-		return 0, s.fail
+func (s *testStore) KeySetVersion(ctx context.Context) (int64, error) {
+	b, err := s.backend()
+	if err != nil {
+		return 0, err
 	}
-	if expect != s.set.Version {
-		return 0, fmt.Errorf("replacing key set: %w", storage.ErrConflict)
+	return b.KeySetVersion(ctx)
+}
+
+func (s *testStore) ReplaceKeySet(ctx context.Context, expect int64, keys []storage.SigningKey) (int64, error) {
+	b, err := s.backend()
+	if err != nil {
+		return 0, err
 	}
-	s.set = storage.KeySet{Version: expect + 1, Keys: copyKeys(keys)}
-	s.writes++
-	return s.set.Version, nil
+	v, err := b.ReplaceKeySet(ctx, expect, keys)
+	if err == nil {
+		s.mu.Lock()
+		s.writes++
+		s.mu.Unlock()
+	}
+	return v, err
 }
 
 func (s *testStore) writeCount() int {
@@ -62,14 +64,14 @@ func (s *testStore) writeCount() int {
 	return s.writes
 }
 
-func copyKeys(in []storage.SigningKey) []storage.SigningKey {
-	out := slices.Clone(in)
-	for i := range out {
-		out[i].PrivateKey = bytes.Clone(out[i].PrivateKey)
-		out[i].PublicJWK = bytes.Clone(out[i].PublicJWK)
-		for _, t := range []*time.Time{&out[i].CreatedAt, &out[i].ActivateAt, &out[i].RetiredAt, &out[i].DeleteAt} {
-			*t = t.UTC().Truncate(time.Microsecond)
-		}
-	}
-	return out
+func (s *testStore) setFailure(err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.fail = err
+}
+
+func (s *testStore) swap(inner storage.KeyStore) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.inner = inner
 }
