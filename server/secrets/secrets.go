@@ -59,6 +59,7 @@ type entry struct {
 }
 
 // Keyring derives keys from the system secrets. It is safe for concurrent use.
+// Make one with NewKeyring; the zero Keyring is not usable.
 // Its state sits behind a pointer and every method has a value receiver, so
 // even a dereferenced copy prints as REDACTED.
 type Keyring struct{ r *ring }
