@@ -1,0 +1,164 @@
+package sql
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/gatehouse-idp/gatehouse/storage"
+)
+
+func TestSQLitePath(t *testing.T) {
+	for _, c := range []struct{ url, path, params string }{
+		{"sqlite:///var/lib/gatehouse.db", "/var/lib/gatehouse.db", ""},
+		{"sqlite://data/gatehouse.db", "data/gatehouse.db", ""},
+		{"sqlite:data.db?_pragma=cache_size(-2000)", "data.db", "_pragma=cache_size(-2000)"},
+		{"sqlite::memory:", ":memory:", ""},
+		{"file:/tmp/x.db", "/tmp/x.db", ""},
+		{"file::memory:", ":memory:", ""},
+	} {
+		p, q := sqlitePath(c.url)
+		if p != c.path || q != c.params {
+			t.Errorf("sqlitePath(%q) = %q, %q; want %q, %q", c.url, p, q, c.path, c.params)
+		}
+	}
+}
+
+func TestRebind(t *testing.T) {
+	s := &Store{dialect: DialectPostgres}
+	if got := s.rebind("a = ? AND b IN (?, ?)"); got != "a = $1 AND b IN ($2, $3)" {
+		t.Errorf("rebind = %q", got)
+	}
+	s.dialect = DialectSQLite
+	if got := s.rebind("a = ?"); got != "a = ?" {
+		t.Errorf("SQLite rebind = %q", got)
+	}
+}
+
+func TestPasswordNeverInErrors(t *testing.T) {
+	if pw := passwordOf("postgres://u:p%40ss@h/db"); pw != "p%40ss" {
+		t.Errorf("passwordOf = %q", pw)
+	}
+	err := redact(errors.New("bad url postgres://u:pw1@h"), "pw1")
+	if err.Error() != "bad url postgres://u:xxxxx@h" {
+		t.Errorf("redact = %q", err)
+	}
+}
+
+func testSQLite(t *testing.T) *Store {
+	t.Helper()
+	st, err := Open(context.Background(), Config{URL: "sqlite://" + filepath.Join(t.TempDir(), "gc.db")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = st.Close() })
+	if err := st.Migrate(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
+
+func (s *Store) countRows(t *testing.T, table string) int {
+	t.Helper()
+	var n int
+	if err := s.r.QueryRow("SELECT COUNT(*) FROM " + table).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+func TestGarbageCollect(t *testing.T) {
+	ctx := context.Background()
+	st := testSQLite(t)
+	now := time.Now()
+	past, future := now.Add(-time.Minute), now.Add(time.Hour)
+	for i := range 7 {
+		for _, exp := range []time.Time{past, future} {
+			sig := fmt.Sprintf("s%d-%d", i, exp.Unix())
+			if err := st.CreateRequest(ctx, storage.Request{Kind: storage.KindAccessToken, Signature: sig, RequestID: "g",
+				ExpiresAt: exp}); err != nil {
+				t.Fatal(err)
+			}
+			if err := st.CreateSession(ctx, storage.Session{ID: sig, Subject: "u", ExpiresAt: exp}); err != nil {
+				t.Fatal(err)
+			}
+			if err := st.UseOnce(ctx, sig, exp); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if err := st.PutConsent(ctx, storage.Consent{Subject: "u", ClientID: "old", ExpiresAt: past}); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.PutConsent(ctx, storage.Consent{Subject: "u", ClientID: "forever"}); err != nil {
+		t.Fatal(err)
+	}
+	// A batch of 3 needs several rounds per table; all 22 expired rows go.
+	n, err := st.GarbageCollect(ctx, now, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n != 22 {
+		t.Errorf("GarbageCollect deleted %d rows, want 22", n)
+	}
+	for table, want := range map[string]int{"requests": 7, "sessions": 7, "replay_cache": 7, "consents": 1} {
+		if got := st.countRows(t, table); got != want {
+			t.Errorf("%s has %d rows after GC, want %d", table, got, want)
+		}
+	}
+	if n, err := st.GarbageCollect(ctx, now, 3); err != nil || n != 0 {
+		t.Errorf("second GarbageCollect = %d, %v; want 0", n, err)
+	}
+}
+
+// Expired rows are invisible before GC removes them, and may be replaced.
+func TestExpiredRowsInvisibleBeforeGC(t *testing.T) {
+	ctx := context.Background()
+	st := testSQLite(t)
+	past := time.Now().Add(-time.Second)
+	r := storage.Request{Kind: storage.KindRefreshToken, Signature: "x", RequestID: "g", Active: true, ExpiresAt: past}
+	if err := st.CreateRequest(ctx, r); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.GetRequest(ctx, r.Kind, r.Signature); !errors.Is(err, storage.ErrNotFound) {
+		t.Errorf("GetRequest of an expired record = %v; want ErrNotFound", err)
+	}
+	if err := st.DeactivateRequest(ctx, storage.RequestRef{Kind: r.Kind, Signature: r.Signature}); !errors.Is(err, storage.ErrNotFound) {
+		t.Errorf("DeactivateRequest of an expired record = %v; want ErrNotFound", err)
+	}
+	r.ExpiresAt = time.Now().Add(time.Hour)
+	if err := st.CreateRequest(ctx, r); err != nil {
+		t.Errorf("CreateRequest over an expired record: %v", err)
+	}
+	if err := st.CreateRequest(ctx, r); !errors.Is(err, storage.ErrConflict) {
+		t.Errorf("CreateRequest over a live record = %v; want ErrConflict", err)
+	}
+	if err := st.UseOnce(ctx, "jti", past); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.UseOnce(ctx, "jti", time.Now().Add(time.Minute)); err != nil {
+		t.Errorf("UseOnce of an expired id: %v", err)
+	}
+	if err := st.UseOnce(ctx, "jti", time.Now().Add(time.Minute)); !errors.Is(err, storage.ErrConflict) {
+		t.Errorf("UseOnce of a live id = %v; want ErrConflict", err)
+	}
+}
+
+func TestRunGCStopsWithContext(t *testing.T) {
+	st := testSQLite(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { st.RunGC(ctx, time.Millisecond); close(done) }()
+	if err := st.UseOnce(context.Background(), "j", time.Now().Add(-time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	// Wait until a round has removed the expired row, then stop the loop.
+	for st.countRows(t, "replay_cache") != 0 {
+		time.Sleep(time.Millisecond)
+	}
+	cancel()
+	<-done
+}
