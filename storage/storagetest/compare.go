@@ -22,8 +22,8 @@ func NormTime(t time.Time) time.Time {
 
 // Diff compares a record a backend returned (got) with the one that was
 // stored (want) and describes every difference, one per line, naming the
-// field. Times compare with time.Time.Equal after NormTime(want), a zero time
-// must stay zero, and a nil slice equals an empty one (SQL and JSON backends
+// field. Times compare with time.Time.Equal after NormTime(want), must be in
+// UTC (as storage.go says), a zero time must stay zero, and a nil slice equals an empty one (SQL and JSON backends
 // cannot always tell them apart; the contract does not either).
 func Diff(want, got any) []string {
 	var out []string
@@ -43,6 +43,10 @@ func diffValue(path string, w, g reflect.Value, out *[]string) {
 			*out = append(*out, fmt.Sprintf("%s: got %s, want the zero time", path, gt))
 		case !wt.IsZero() && !NormTime(wt).Equal(gt):
 			*out = append(*out, fmt.Sprintf("%s: got %s, want %s", path, gt.Format(time.RFC3339Nano), NormTime(wt).Format(time.RFC3339Nano)))
+		case gt.Location() != time.UTC:
+			// storage.go: backends return times in UTC (time.UnixMicro and
+			// pgx give time.Local unless converted).
+			*out = append(*out, fmt.Sprintf("%s: got time in location %q, want UTC", path, gt.Location()))
 		}
 		return
 	}
