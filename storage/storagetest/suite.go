@@ -8,6 +8,19 @@
 // ErrConflict, ErrInactive), exact round trips of every field (times: UTC,
 // truncated to the microsecond, zero stays zero) and the exactly-once
 // properties under 50 concurrent callers.
+//
+// Where storage.go leaves a choice, the suite settles it as follows, so that
+// every backend behaves alike:
+//   - Deleting an unknown user or client is ErrNotFound; deleting an unknown
+//     consent, session or request record may be nil or ErrNotFound.
+//   - Listings are ordered by ID bytewise (Go string order; PostgreSQL needs
+//     the C collation for it).
+//   - An expired record does not exist: reads, updates and deactivations give
+//     ErrNotFound, and its ID or (kind, signature) can be created again at once.
+//   - An empty email finds no user, and does not collide with another empty one.
+//   - The order of keys in a key set is not significant; nil and empty slices
+//     are equal; a backend may set UpdatedAt itself on update.
+//   - A batch creating an existing record fails with ErrConflict, all or nothing.
 package storagetest
 
 import (
