@@ -97,9 +97,18 @@ func randomString(n int) string {
 	return base64.RawURLEncoding.EncodeToString(b)
 }
 
+// NotFoundError says no client matches Ref. It matches storage.ErrNotFound
+// with errors.Is.
+type NotFoundError struct{ Ref string }
+
+func (e *NotFoundError) Error() string { return fmt.Sprintf("client %q not found", e.Ref) }
+
+// Unwrap makes errors.Is(err, storage.ErrNotFound) hold.
+func (e *NotFoundError) Unwrap() error { return storage.ErrNotFound }
+
 func notFound(id string, err error) error {
 	if errors.Is(err, storage.ErrNotFound) {
-		return fmt.Errorf("client %q not found: %w", id, storage.ErrNotFound)
+		return &NotFoundError{Ref: id}
 	}
 	return err
 }

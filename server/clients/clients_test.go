@@ -235,7 +235,7 @@ func TestGetListDeleteRotate(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err = s.Get(ctx, ids[1])
-	if !errors.Is(err, storage.ErrNotFound) || err.Error() != `client "`+ids[1]+`" not found: not found` {
+	if !errors.Is(err, storage.ErrNotFound) || err.Error() != `client "`+ids[1]+`" not found` {
 		t.Errorf("Get deleted: %v", err)
 	}
 	if err := s.Delete(ctx, "nope"); !errors.Is(err, storage.ErrNotFound) {

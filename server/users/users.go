@@ -125,9 +125,18 @@ func (s *Service) explainConflict(ctx context.Context, err error, selfID, userna
 	return err
 }
 
+// NotFoundError says no user matches Ref. It matches storage.ErrNotFound
+// with errors.Is.
+type NotFoundError struct{ Ref string }
+
+func (e *NotFoundError) Error() string { return fmt.Sprintf("user %q not found", e.Ref) }
+
+// Unwrap makes errors.Is(err, storage.ErrNotFound) hold.
+func (e *NotFoundError) Unwrap() error { return storage.ErrNotFound }
+
 func notFound(ref string, err error) error {
 	if errors.Is(err, storage.ErrNotFound) {
-		return fmt.Errorf("user %q not found: %w", ref, storage.ErrNotFound)
+		return &NotFoundError{Ref: ref}
 	}
 	return err
 }

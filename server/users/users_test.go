@@ -67,7 +67,7 @@ func TestCreateAndGet(t *testing.T) {
 		}
 	}
 	_, err = s.Find(ctx, "nobody")
-	if !errors.Is(err, storage.ErrNotFound) || err.Error() != `user "nobody" not found: not found` {
+	if !errors.Is(err, storage.ErrNotFound) || err.Error() != `user "nobody" not found` {
 		t.Errorf("Find(nobody) = %v", err)
 	}
 }
