@@ -1,0 +1,117 @@
+package redis
+
+import goredis "github.com/redis/go-redis/v9"
+
+// The scripts run with EVALSHA, falling back to EVAL when the server has not
+// cached them (goredis.Script.Run). Each touches the keys of one hash slot
+// only: the grant script reads record keys from the grant's index, which share
+// the index's {grant} tag, so they are on the index's slot even when not
+// declared in KEYS.
+
+// grantScript applies changes to the records of one grant atomically. The
+// conditions are all checked before anything is written, so a failed batch
+// writes nothing.
+//
+// KEYS[1]   the grant index
+// KEYS[2..] record keys: nd to deactivate, then nc to create, then nx to delete
+// ARGV      now_us, nd, nc, nx, base (requestBase of the grant), nr (-1: no
+//
+//	revoke, 0: revoke all kinds, n > 0: revoke the n kinds that follow),
+//	[kinds...], then per creation member, data, active, exp_us, exp_ms,
+//	then per deletion member
+//
+// Returns {"ok", removed members...} (revoked ones, and deleted ones that existed) or {"notfound"|"inactive"|"conflict", i}
+// with i the 1-based position of the failing record in its list.
+//
+// Order of application: deactivate, revoke, delete, create, so that a batch
+// may revoke a grant's old tokens and create its new ones together.
+var grantScript = goredis.NewScript(`
+local now = tonumber(ARGV[1])
+local nd, nc, nx = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
+local base, nr = ARGV[5], tonumber(ARGV[6])
+local a = 7
+local kinds = {}
+if nr > 0 then
+  for i = 1, nr do kinds[ARGV[a]] = true; a = a + 1 end
+end
+local cargs, dargs = a, a + 5 * nc
+
+for i = 1, nd do
+  local v = redis.call('HMGET', KEYS[1 + i], 'a', 'x')
+  if not v[2] or tonumber(v[2]) <= now then return {'notfound', i} end
+  if v[1] ~= '1' then return {'inactive', i} end
+end
+for i = 1, nc do
+  local x = redis.call('HGET', KEYS[1 + nd + i], 'x')
+  if x and tonumber(x) > now then return {'conflict', i} end
+end
+
+for i = 1, nd do redis.call('HSET', KEYS[1 + i], 'a', '0') end
+local removed = {'ok'}
+if nr >= 0 then
+  for _, m in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
+    local kind = string.match(m, '^([^:]*):')
+    if nr == 0 or kinds[kind] then
+      redis.call('DEL', base .. m)
+      redis.call('ZREM', KEYS[1], m)
+      removed[#removed + 1] = m
+    end
+  end
+end
+for i = 1, nx do
+  local m = ARGV[dargs + i - 1]
+  redis.call('ZREM', KEYS[1], m)
+  if redis.call('DEL', KEYS[1 + nd + nc + i]) == 1 then removed[#removed + 1] = m end
+end
+for i = 1, nc do
+  local k, o = KEYS[1 + nd + i], cargs + 5 * (i - 1)
+  redis.call('DEL', k)
+  redis.call('HSET', k, 'd', ARGV[o + 1], 'a', ARGV[o + 2], 'x', ARGV[o + 3])
+  redis.call('PEXPIREAT', k, ARGV[o + 4])
+  redis.call('ZADD', KEYS[1], ARGV[o + 4], ARGV[o])
+end
+
+-- The index lives as long as its longest-lived record.
+local t = redis.call('TIME')
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', t[1] * 1000 + math.floor(t[2] / 1000))
+local top = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')
+if #top > 0 then redis.call('PEXPIREAT', KEYS[1], top[2]) end
+return removed
+`)
+
+// indexScript maintains a sorted-set index whose scores are expiry times in
+// Unix milliseconds: it applies one change, drops expired members, sets the
+// key's expiry to the latest member's, and returns the remaining members.
+//
+// KEYS[1] the index; ARGV op ("add", "rem" or "list"), member, score
+var indexScript = goredis.NewScript(`
+if ARGV[1] == 'add' then
+  redis.call('ZADD', KEYS[1], ARGV[3], ARGV[2])
+elseif ARGV[1] == 'rem' then
+  redis.call('ZREM', KEYS[1], ARGV[2])
+end
+local t = redis.call('TIME')
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', t[1] * 1000 + math.floor(t[2] / 1000))
+local top = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')
+if #top == 0 then return {} end
+redis.call('PEXPIREAT', KEYS[1], top[2])
+return redis.call('ZRANGE', KEYS[1], 0, -1)
+`)
+
+// releaseScript deletes a signature pointer only if it still names the grant
+// the caller wrote, so a pointer re-claimed by another grant survives.
+//
+// KEYS[1] the pointer; ARGV[1] the grant id
+var releaseScript = goredis.NewScript(`
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+`)
+
+// hitScript counts one event: the first hit of a window starts its expiry.
+//
+// KEYS[1] the counter; ARGV[1] the window in milliseconds
+var hitScript = goredis.NewScript(`
+local n = redis.call('INCR', KEYS[1])
+if redis.call('PTTL', KEYS[1]) < 0 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
+return n
+`)
