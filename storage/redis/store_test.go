@@ -259,7 +259,9 @@ func TestRequests(t *testing.T) {
 	}
 	assertAbsent(t, s, rt)
 	assertPresent(t, s, dup)
-	if n := countKeys(t, s, func(k string) bool { return strings.Contains(k, "{"+g+"}") || strings.Contains(k, ":at") || strings.Contains(k, ":rt") || strings.Contains(k, ":pkce") }); n != 0 {
+	if n := countKeys(t, s, func(k string) bool {
+		return strings.Contains(k, "{"+g+"}") || strings.Contains(k, ":at") || strings.Contains(k, ":rt") || strings.Contains(k, ":pkce")
+	}); n != 0 {
 		t.Errorf("%d keys of the revoked grant remain", n)
 	}
 }
