@@ -31,9 +31,9 @@ var (
 // Store holds every storage role in memory. The zero value is not usable:
 // call New.
 type Store struct {
-	// mu guards everything below. Updaters given to Update* run with mu held:
-	// the contract allows them only to modify their argument, so they cannot
-	// re-enter the store.
+	// mu guards everything below. Updaters given to Update* run without it,
+	// optimistically (a changed record makes the update run again, as the
+	// contract allows), so an updater that reads the store cannot deadlock.
 	mu  sync.Mutex
 	now func() time.Time
 
@@ -52,6 +52,11 @@ type Store struct {
 	throttle   map[string]counter
 	expiries   expiryHeap
 	pruneLimit int
+
+	// revs holds the revision of each updatable record ("u:"/"c:"/"s:" + ID),
+	// a value of seq that no other write of any record ever had.
+	revs map[string]uint64
+	seq  uint64
 }
 
 type requestKey struct {
@@ -84,6 +89,7 @@ func New() *Store {
 		replay:     make(map[string]time.Time),
 		throttle:   make(map[string]counter),
 		pruneLimit: defaultPruneLimit,
+		revs:       make(map[string]uint64),
 	}
 }
 
@@ -100,6 +106,11 @@ func (s *Store) lock() time.Time {
 	now := s.now()
 	s.pruneLocked(now)
 	return now
+}
+
+func (s *Store) bumpLocked(key string) {
+	s.seq++
+	s.revs[key] = s.seq
 }
 
 // live reports whether a record expiring at exp is visible at now; a zero
@@ -175,6 +186,7 @@ func (s *Store) checkUniqueLocked(u storage.User, self string) error {
 }
 
 func (s *Store) putUserLocked(u storage.User) {
+	s.bumpLocked("u:" + u.ID)
 	s.users[u.ID] = u
 	s.usernames[u.Username] = u.ID
 	if u.Claims.Email != "" {
@@ -183,6 +195,7 @@ func (s *Store) putUserLocked(u storage.User) {
 }
 
 func (s *Store) dropUserLocked(u storage.User) {
+	delete(s.revs, "u:"+u.ID)
 	delete(s.users, u.ID)
 	delete(s.usernames, u.Username)
 	if u.Claims.Email != "" {
@@ -237,24 +250,35 @@ func (s *Store) ListUsers(_ context.Context, p storage.Page) ([]storage.User, er
 
 // UpdateUser implements storage.UserStore.
 func (s *Store) UpdateUser(_ context.Context, id string, update func(storage.User) (storage.User, error)) (storage.User, error) {
-	s.lock()
-	defer s.mu.Unlock()
-	old, ok := s.users[id]
-	if !ok {
-		return storage.User{}, fmt.Errorf("updating user %q: %w", id, storage.ErrNotFound)
+	for {
+		s.lock()
+		old, ok := s.users[id]
+		rev := s.revs["u:"+id]
+		s.mu.Unlock()
+		if !ok {
+			return storage.User{}, fmt.Errorf("updating user %q: %w", id, storage.ErrNotFound)
+		}
+		u, err := update(cloneUser(old))
+		if err != nil {
+			return storage.User{}, err
+		}
+		u.ID, u.CreatedAt = old.ID, old.CreatedAt
+		u = cloneUser(u)
+
+		s.lock()
+		if s.revs["u:"+id] != rev {
+			s.mu.Unlock()
+			continue // changed or deleted meanwhile: update the new state
+		}
+		if err := s.checkUniqueLocked(u, id); err != nil {
+			s.mu.Unlock()
+			return storage.User{}, fmt.Errorf("updating user %q: %w", id, err)
+		}
+		s.dropUserLocked(old)
+		s.putUserLocked(u)
+		s.mu.Unlock()
+		return cloneUser(u), nil
 	}
-	u, err := update(cloneUser(old))
-	if err != nil {
-		return storage.User{}, err
-	}
-	u.ID, u.CreatedAt = old.ID, old.CreatedAt
-	u = cloneUser(u)
-	if err := s.checkUniqueLocked(u, id); err != nil {
-		return storage.User{}, fmt.Errorf("updating user %q: %w", id, err)
-	}
-	s.dropUserLocked(old)
-	s.putUserLocked(u)
-	return cloneUser(u), nil
 }
 
 // DeleteUser implements storage.UserStore.
@@ -300,6 +324,7 @@ func (s *Store) CreateClient(_ context.Context, c storage.Client) error {
 		return fmt.Errorf("creating client %q: %w", c.ID, storage.ErrConflict)
 	}
 	s.clients[c.ID] = cloneClient(c)
+	s.bumpLocked("c:" + c.ID)
 	return nil
 }
 
@@ -328,20 +353,31 @@ func (s *Store) ListClients(_ context.Context, p storage.Page) ([]storage.Client
 
 // UpdateClient implements storage.ClientStore.
 func (s *Store) UpdateClient(_ context.Context, id string, update func(storage.Client) (storage.Client, error)) (storage.Client, error) {
-	s.lock()
-	defer s.mu.Unlock()
-	old, ok := s.clients[id]
-	if !ok {
-		return storage.Client{}, fmt.Errorf("updating client %q: %w", id, storage.ErrNotFound)
+	for {
+		s.lock()
+		old, ok := s.clients[id]
+		rev := s.revs["c:"+id]
+		s.mu.Unlock()
+		if !ok {
+			return storage.Client{}, fmt.Errorf("updating client %q: %w", id, storage.ErrNotFound)
+		}
+		c, err := update(cloneClient(old))
+		if err != nil {
+			return storage.Client{}, err
+		}
+		c.ID, c.CreatedAt = old.ID, old.CreatedAt
+		c = cloneClient(c)
+
+		s.lock()
+		if s.revs["c:"+id] != rev {
+			s.mu.Unlock()
+			continue // changed or deleted meanwhile: update the new state
+		}
+		s.clients[id] = c
+		s.bumpLocked("c:" + id)
+		s.mu.Unlock()
+		return cloneClient(c), nil
 	}
-	c, err := update(cloneClient(old))
-	if err != nil {
-		return storage.Client{}, err
-	}
-	c.ID, c.CreatedAt = old.ID, old.CreatedAt
-	c = cloneClient(c)
-	s.clients[id] = c
-	return cloneClient(c), nil
 }
 
 // DeleteClient implements storage.ClientStore.
@@ -352,6 +388,7 @@ func (s *Store) DeleteClient(_ context.Context, id string) error {
 		return fmt.Errorf("deleting client %q: %w", id, storage.ErrNotFound)
 	}
 	delete(s.clients, id)
+	delete(s.revs, "c:"+id)
 	return nil
 }
 
@@ -503,6 +540,7 @@ func (s *Store) CreateSession(_ context.Context, x storage.Session) error {
 
 func (s *Store) putSessionLocked(x storage.Session) {
 	s.sessions[x.ID] = x
+	s.bumpLocked("s:" + x.ID)
 	ids := s.bySubject[x.Subject]
 	if ids == nil {
 		ids = make(map[string]struct{})
@@ -518,6 +556,7 @@ func (s *Store) dropSessionLocked(id string) {
 		return
 	}
 	delete(s.sessions, id)
+	delete(s.revs, "s:"+id)
 	delete(s.bySubject[x.Subject], id)
 	if len(s.bySubject[x.Subject]) == 0 {
 		delete(s.bySubject, x.Subject)
@@ -537,26 +576,37 @@ func (s *Store) GetSession(_ context.Context, id string) (storage.Session, error
 
 // UpdateSession implements storage.SessionStore.
 func (s *Store) UpdateSession(_ context.Context, id string, update func(storage.Session) (storage.Session, error)) (storage.Session, error) {
-	now := s.lock()
-	defer s.mu.Unlock()
-	old, ok := s.liveSessionLocked(id, now)
-	if !ok {
-		return storage.Session{}, fmt.Errorf("updating session: %w", storage.ErrNotFound)
+	for {
+		now := s.lock()
+		old, ok := s.liveSessionLocked(id, now)
+		rev := s.revs["s:"+id]
+		s.mu.Unlock()
+		if !ok {
+			return storage.Session{}, fmt.Errorf("updating session: %w", storage.ErrNotFound)
+		}
+		x, err := update(cloneSession(old))
+		if err != nil {
+			return storage.Session{}, err
+		}
+		if x.ExpiresAt.IsZero() {
+			return storage.Session{}, fmt.Errorf("updating session: %w", errNoExpiry)
+		}
+		x.ID, x.Subject = old.ID, old.Subject
+		x = cloneSession(x)
+
+		now = s.lock()
+		if _, ok := s.liveSessionLocked(id, now); !ok || s.revs["s:"+id] != rev {
+			s.mu.Unlock()
+			continue // changed, deleted or expired meanwhile: update the new state
+		}
+		s.sessions[id] = x
+		s.bumpLocked("s:" + id)
+		if !x.ExpiresAt.Equal(old.ExpiresAt) {
+			s.expiries.add(expiry{at: x.ExpiresAt, table: tableSession, key: x.ID})
+		}
+		s.mu.Unlock()
+		return cloneSession(x), nil
 	}
-	x, err := update(cloneSession(old))
-	if err != nil {
-		return storage.Session{}, err
-	}
-	if x.ExpiresAt.IsZero() {
-		return storage.Session{}, fmt.Errorf("updating session: %w", errNoExpiry)
-	}
-	x.ID, x.Subject = old.ID, old.Subject
-	x = cloneSession(x)
-	s.sessions[id] = x
-	if !x.ExpiresAt.Equal(old.ExpiresAt) {
-		s.expiries.add(expiry{at: x.ExpiresAt, table: tableSession, key: x.ID})
-	}
-	return cloneSession(x), nil
 }
 
 // DeleteSession implements storage.SessionStore.

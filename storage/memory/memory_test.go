@@ -1,6 +1,7 @@
 package memory
 
 import (
+	"errors"
 	"fmt"
 	"testing"
 	"time"
@@ -87,5 +88,52 @@ func must(t *testing.T, err error) {
 	t.Helper()
 	if err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestUpdaterRunsUnlocked: an updater may read the store (no deadlock), and a
+// change made while it runs makes it run again on the new state rather than
+// being overwritten.
+func TestUpdaterRunsUnlocked(t *testing.T) {
+	ctx := t.Context()
+	s := New()
+	must(t, s.CreateClient(ctx, storage.Client{ID: "c"}))
+	calls := 0
+	got, err := s.UpdateClient(ctx, "c", func(c storage.Client) (storage.Client, error) {
+		calls++
+		if _, err := s.GetClient(ctx, "c"); err != nil {
+			return c, err
+		}
+		if calls == 1 {
+			_, err := s.UpdateClient(ctx, "c", func(c storage.Client) (storage.Client, error) {
+				c.Contacts = append(c.Contacts, "inner")
+				return c, nil
+			})
+			must(t, err)
+		}
+		c.Contacts = append(c.Contacts, "outer")
+		return c, nil
+	})
+	must(t, err)
+	if calls != 2 || len(got.Contacts) != 2 || got.Contacts[0] != "inner" || got.Contacts[1] != "outer" {
+		t.Errorf("updater ran %d times, contacts %q; want 2 runs and [inner outer]", calls, got.Contacts)
+	}
+
+	// The same for users and sessions, with a delete in between: ErrNotFound.
+	must(t, s.CreateUser(ctx, storage.User{ID: "u", Username: "u"}))
+	_, err = s.UpdateUser(ctx, "u", func(u storage.User) (storage.User, error) {
+		must(t, s.DeleteUser(ctx, "u"))
+		return u, nil
+	})
+	if !errors.Is(err, storage.ErrNotFound) {
+		t.Errorf("UpdateUser of a user deleted meanwhile: %v, want ErrNotFound", err)
+	}
+	must(t, s.CreateSession(ctx, storage.Session{ID: "s", Subject: "alice", ExpiresAt: time.Now().Add(time.Hour)}))
+	_, err = s.UpdateSession(ctx, "s", func(x storage.Session) (storage.Session, error) {
+		must(t, s.DeleteSession(ctx, "s"))
+		return x, nil
+	})
+	if !errors.Is(err, storage.ErrNotFound) {
+		t.Errorf("UpdateSession of a session deleted meanwhile: %v, want ErrNotFound", err)
 	}
 }
