@@ -1,0 +1,195 @@
+package oauth
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"net/url"
+	"time"
+
+	"github.com/ory/fosite"
+)
+
+// secretFormKeys are request parameters that are never persisted: client
+// credentials, PKCE verifiers, passwords and the codes and tokens themselves
+// (only their signatures are stored).
+var secretFormKeys = []string{
+	"client_secret", "client_assertion", "code_verifier", "password",
+	"code", "refresh_token", "access_token", "token", "subject_token", "actor_token",
+}
+
+// payload is the JSON form of a fosite.Requester kept in storage.Request.Payload.
+// The client is kept by ID only and re-read on load, so a deleted or changed
+// client takes effect at once.
+type payload struct {
+	ID                string          `json:"id"`
+	RequestedAt       time.Time       `json:"requested_at"`
+	ClientID          string          `json:"client_id"`
+	RequestedScope    []string        `json:"scopes,omitempty"`
+	GrantedScope      []string        `json:"granted_scopes,omitempty"`
+	RequestedAudience []string        `json:"audience,omitempty"`
+	GrantedAudience   []string        `json:"granted_audience,omitempty"`
+	Form              url.Values      `json:"form,omitempty"`
+	Session           json.RawMessage `json:"session,omitempty"`
+	// Authorize is set for authorization requests (PAR and pending
+	// interactions), which must be rebuilt whole.
+	Authorize *authorizePayload `json:"authorize,omitempty"`
+	// AccessSignature links a refresh token to the access token issued with
+	// it, so that rotation can drop that access token.
+	AccessSignature string `json:"access_signature,omitempty"`
+}
+
+type authorizePayload struct {
+	ResponseTypes        []string `json:"response_types,omitempty"`
+	HandledResponseTypes []string `json:"handled_response_types,omitempty"`
+	RedirectURI          string   `json:"redirect_uri,omitempty"`
+	State                string   `json:"state,omitempty"`
+	ResponseMode         string   `json:"response_mode,omitempty"`
+	DefaultResponseMode  string   `json:"default_response_mode,omitempty"`
+}
+
+// encodeRequest serializes r without any secret form value.
+func encodeRequest(r fosite.Requester, accessSignature string) ([]byte, error) {
+	p := payload{
+		ID:                r.GetID(),
+		RequestedAt:       r.GetRequestedAt().UTC(),
+		RequestedScope:    r.GetRequestedScopes(),
+		GrantedScope:      r.GetGrantedScopes(),
+		RequestedAudience: r.GetRequestedAudience(),
+		GrantedAudience:   r.GetGrantedAudience(),
+		Form:              publicForm(r.GetRequestForm()),
+		AccessSignature:   accessSignature,
+	}
+	if c := r.GetClient(); c != nil {
+		p.ClientID = c.GetID()
+	}
+	if s := r.GetSession(); s != nil {
+		b, err := json.Marshal(s)
+		if err != nil {
+			return nil, fmt.Errorf("encoding session: %w", err)
+		}
+		p.Session = b
+	}
+	if ar, ok := r.(fosite.AuthorizeRequester); ok {
+		a := &authorizePayload{
+			ResponseTypes:        ar.GetResponseTypes(),
+			State:                ar.GetState(),
+			ResponseMode:         string(ar.GetResponseMode()),
+			DefaultResponseMode:  string(ar.GetDefaultResponseMode()),
+			HandledResponseTypes: handledResponseTypes(ar),
+		}
+		if u := ar.GetRedirectURI(); u != nil {
+			a.RedirectURI = u.String()
+		}
+		p.Authorize = a
+	}
+	b, err := json.Marshal(p)
+	if err != nil {
+		return nil, fmt.Errorf("encoding request: %w", err)
+	}
+	return b, nil
+}
+
+func handledResponseTypes(ar fosite.AuthorizeRequester) []string {
+	if a, ok := ar.(*fosite.AuthorizeRequest); ok {
+		return a.HandledResponseTypes
+	}
+	return nil
+}
+
+func publicForm(in url.Values) url.Values {
+	out := url.Values{}
+	for k, v := range in {
+		out[k] = append([]string(nil), v...)
+	}
+	for _, k := range secretFormKeys {
+		delete(out, k)
+	}
+	return out
+}
+
+// clientGetter re-hydrates a request's client.
+type clientGetter interface {
+	GetClient(ctx context.Context, id string) (fosite.Client, error)
+}
+
+// decodeRequest rebuilds a request, decoding the stored session into session
+// (the caller's session object, as fosite expects) or a new Session when nil.
+func decodeRequest(ctx context.Context, clients clientGetter, data []byte, session fosite.Session, issuer string) (*fosite.Request, *payload, error) {
+	var p payload
+	if err := json.Unmarshal(data, &p); err != nil {
+		return nil, nil, fmt.Errorf("decoding request: %w", err)
+	}
+	client, err := clients.GetClient(ctx, p.ClientID)
+	if err != nil {
+		return nil, nil, fmt.Errorf("loading client of request: %w", err)
+	}
+	if session == nil {
+		session = NewSession(issuer)
+	}
+	if len(p.Session) > 0 {
+		if err := json.Unmarshal(p.Session, session); err != nil {
+			return nil, nil, fmt.Errorf("decoding session: %w", err)
+		}
+	}
+	r := &fosite.Request{
+		ID:                p.ID,
+		RequestedAt:       p.RequestedAt,
+		Client:            client,
+		RequestedScope:    fosite.Arguments(orEmpty(p.RequestedScope)),
+		GrantedScope:      fosite.Arguments(orEmpty(p.GrantedScope)),
+		RequestedAudience: fosite.Arguments(orEmpty(p.RequestedAudience)),
+		GrantedAudience:   fosite.Arguments(orEmpty(p.GrantedAudience)),
+		Form:              p.Form,
+		Session:           session,
+	}
+	if r.Form == nil {
+		r.Form = url.Values{}
+	}
+	return r, &p, nil
+}
+
+// decodeAuthorizeRequest rebuilds a whole authorization request.
+func decodeAuthorizeRequest(ctx context.Context, clients clientGetter, data []byte, session fosite.Session, issuer string) (*fosite.AuthorizeRequest, error) {
+	r, p, err := decodeRequest(ctx, clients, data, session, issuer)
+	if err != nil {
+		return nil, err
+	}
+	ar := &fosite.AuthorizeRequest{
+		ResponseTypes:        fosite.Arguments{},
+		HandledResponseTypes: fosite.Arguments{},
+		Request:              *r,
+	}
+	if a := p.Authorize; a != nil {
+		ar.ResponseTypes = fosite.Arguments(orEmpty(a.ResponseTypes))
+		ar.HandledResponseTypes = fosite.Arguments(orEmpty(a.HandledResponseTypes))
+		ar.State = a.State
+		ar.ResponseMode = fosite.ResponseModeType(a.ResponseMode)
+		ar.DefaultResponseMode = fosite.ResponseModeType(a.DefaultResponseMode)
+		if a.RedirectURI != "" {
+			u, err := url.Parse(a.RedirectURI)
+			if err != nil {
+				return nil, fmt.Errorf("decoding redirect_uri: %w", err)
+			}
+			ar.RedirectURI = u
+		}
+	}
+	return ar, nil
+}
+
+func orEmpty(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
+
+// hashKey turns a bearer value that fosite hands the store in the clear (the
+// OpenID Connect session's authorization code, a PAR request_uri) into a
+// storage signature, so that no usable value is stored.
+func hashKey(v string) string {
+	sum := sha256.Sum256([]byte(v))
+	return base64.RawURLEncoding.EncodeToString(sum[:])
+}
