@@ -145,10 +145,20 @@ func (s *Store) claim(ctx context.Context, rs []storage.Request) error {
 	var claimed []pointer
 	conflict := false
 	for i, cmd := range cmds {
-		switch err := cmd.Err(); {
-		case err == nil:
+		switch cerr := cmd.Err(); {
+		case cerr == nil:
 			claimed = append(claimed, pointer{rs[i].Kind, rs[i].Signature, rs[i].RequestID})
-		case errors.Is(err, goredis.Nil):
+		case errors.Is(cerr, goredis.Nil) && !conflict:
+			ok, terr := s.takeOver(ctx, rs[i])
+			switch {
+			case terr != nil:
+				err = terr
+			case ok:
+				claimed = append(claimed, pointer{rs[i].Kind, rs[i].Signature, rs[i].RequestID})
+			default:
+				conflict = true
+			}
+		case errors.Is(cerr, goredis.Nil):
 			conflict = true
 		}
 	}
@@ -160,6 +170,31 @@ func (s *Store) claim(ctx context.Context, rs []storage.Request) error {
 		return fmt.Errorf("claiming signatures: %w", err)
 	}
 	return nil
+}
+
+// takeOver claims the pointer of r when it names a record that exists but
+// has expired (Redis drops keys at the millisecond, records expire at the
+// microsecond): an expired record's signature is free at once. A pointer to
+// a record that does not exist is left alone, since its creation may be in
+// flight.
+func (s *Store) takeOver(ctx context.Context, r storage.Request) (bool, error) {
+	key := s.keys.pointer(r.Kind, r.Signature)
+	g, err := s.client.Get(ctx, key).Result()
+	if errors.Is(err, goredis.Nil) {
+		// Gone meanwhile: try once more.
+		return setNX(ctx, s.client, key, r.RequestID, r.ExpiresAt)
+	}
+	if err != nil {
+		return false, err
+	}
+	x, err := s.client.HGet(ctx, s.keys.request(g, r.Kind, r.Signature), "x").Int64()
+	if errors.Is(err, goredis.Nil) || err == nil && x > time.Now().UnixMicro() {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	return takeoverScript.Run(ctx, s.client, []string{key}, g, r.RequestID, pxat(r.ExpiresAt)).Bool()
 }
 
 // release deletes pointers that still name their grant. It is best effort:

@@ -115,3 +115,13 @@ local n = redis.call('INCR', KEYS[1])
 if redis.call('PTTL', KEYS[1]) < 0 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
 return n
 `)
+
+// takeoverScript moves a signature pointer from a grant whose record has
+// expired to a new grant, unless someone else moved it first.
+//
+// KEYS[1] the pointer; ARGV old grant, new grant, expiry in Unix ms
+var takeoverScript = goredis.NewScript(`
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[1], ARGV[2], 'PXAT', ARGV[3])
+return 1
+`)

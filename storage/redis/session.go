@@ -44,17 +44,44 @@ func (s *Store) CreateSession(ctx context.Context, sess storage.Session) error {
 	if err != nil {
 		return fmt.Errorf("creating session: %w", err)
 	}
-	ok, err := setNX(ctx, s.client, s.keys.session(sess.ID), b, sess.ExpiresAt)
+	key := s.keys.session(sess.ID)
+	ok, err := setNX(ctx, s.client, key, b, sess.ExpiresAt)
+	if err == nil && !ok {
+		err = s.replaceExpiredSession(ctx, sess, b)
+	}
 	if err != nil {
 		return fmt.Errorf("creating session: %w", err)
-	}
-	if !ok {
-		return fmt.Errorf("creating session: %w", storage.ErrConflict)
 	}
 	if err := s.indexSession(ctx, "add", sess); err != nil {
 		return fmt.Errorf("creating session: %w", err)
 	}
 	return nil
+}
+
+// replaceExpiredSession writes b over a session whose ExpiresAt has passed
+// but whose key Redis has not dropped yet (keys expire at the millisecond):
+// an expired session's ID is free at once. ErrConflict when the session
+// stored under the ID is live.
+func (s *Store) replaceExpiredSession(ctx context.Context, sess storage.Session, b []byte) error {
+	key := s.keys.session(sess.ID)
+	err := s.client.Watch(ctx, func(tx *goredis.Tx) error {
+		_, err := s.getSession(ctx, tx, sess.ID)
+		if err == nil {
+			return storage.ErrConflict
+		}
+		if !errors.Is(err, storage.ErrNotFound) {
+			return err
+		}
+		_, err = tx.TxPipelined(ctx, func(p goredis.Pipeliner) error {
+			p.Do(ctx, "set", key, b, "pxat", pxat(sess.ExpiresAt))
+			return nil
+		})
+		return err
+	}, key)
+	if errors.Is(err, goredis.TxFailedErr) {
+		return storage.ErrConflict // a concurrent creation won
+	}
+	return err
 }
 
 // indexSession changes the subject's session index; the record is the truth,

@@ -143,6 +143,13 @@ func TestExpiredRecordsAreAbsent(t *testing.T) {
 	if _, err := s.UpdateSession(ctx, "old", func(x storage.Session) (storage.Session, error) { return x, nil }); !errors.Is(err, storage.ErrNotFound) {
 		t.Errorf("UpdateSession of an expired session: %v", err)
 	}
+	// Its ID is free at once.
+	if err := s.CreateSession(ctx, storage.Session{ID: "old", Subject: "bob", ExpiresAt: time.Now().Add(time.Hour)}); err != nil {
+		t.Fatalf("CreateSession over an expired session: %v", err)
+	}
+	if got, err := s.GetSession(ctx, "old"); err != nil || got.Subject != "bob" {
+		t.Errorf("GetSession of the session that replaced an expired one: %+v, %v", got, err)
+	}
 
 	r := storage.Request{Kind: storage.KindAuthorizeCode, Signature: "sig", RequestID: "g", Active: true, ExpiresAt: past}
 	b, err = redis.EncodeRequest(r)
@@ -159,6 +166,17 @@ func TestExpiredRecordsAreAbsent(t *testing.T) {
 	}
 	if err := s.DeactivateRequest(ctx, storage.RequestRef{Kind: r.Kind, Signature: r.Signature}); !errors.Is(err, storage.ErrNotFound) {
 		t.Errorf("DeactivateRequest of an expired record: %v", err)
+	}
+	// Its signature is free at once, for any grant.
+	fresh := req(r.Kind, r.Signature, "g2")
+	if err := s.CreateRequest(ctx, fresh); err != nil {
+		t.Fatalf("CreateRequest over an expired record: %v", err)
+	}
+	assertPresent(t, s, fresh)
+	// While a pointer names a record that does not exist (yet), the signature is taken.
+	c.Set(ctx, s.PointerKey(storage.KindPAR, "in-flight"), "g3", time.Minute)
+	if err := s.CreateRequest(ctx, req(storage.KindPAR, "in-flight", "g4")); !errors.Is(err, storage.ErrConflict) {
+		t.Errorf("CreateRequest of a signature claimed by a creation in flight: %v", err)
 	}
 
 	// Created already expired: nothing to find.
