@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/stdlib"
 	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
 )
@@ -69,6 +70,12 @@ func openPostgres(ctx context.Context, u string, maxConns int, log *slog.Logger)
 	defer cancel()
 	if err := db.PingContext(pctx); err != nil {
 		_ = db.Close()
+		var pgErr *pgconn.PgError
+		if errors.As(err, &pgErr) {
+			// The server answered: it is up but refuses this user or database.
+			return nil, fmt.Errorf("PostgreSQL at %s refused the connection (database %q, user %q): %w — check the user, password and database name in database_url",
+				hostport, cc.Database, cc.User, redact(err, cc.Password))
+		}
 		return nil, fmt.Errorf("cannot reach PostgreSQL at %s (database %q, user %q): %w — is it running and accepting connections? check database_url",
 			hostport, cc.Database, cc.User, redact(err, cc.Password))
 	}

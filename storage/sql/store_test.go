@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"net/url"
 	"regexp"
 	"strconv"
 	"strings"
@@ -16,6 +17,7 @@ import (
 	"github.com/gatehouse-idp/gatehouse/storage"
 	sqlstore "github.com/gatehouse-idp/gatehouse/storage/sql"
 	"github.com/gatehouse-idp/gatehouse/storage/sql/sqltest"
+	"github.com/gatehouse-idp/gatehouse/storage/storagetest"
 )
 
 // backends runs f against a fresh migrated store of each dialect.
@@ -183,6 +185,80 @@ func TestOpenUnreachablePostgres(t *testing.T) {
 	}
 	if strings.Contains(err.Error(), password) {
 		t.Errorf("error %q shows the password", err)
+	}
+}
+
+// A server that answers but refuses the database gets its own advice.
+func TestOpenRefusedPostgres(t *testing.T) {
+	ctx := context.Background()
+	sqltest.NewPostgresDatabase(t) // skips (or fails in CI) when the server is down
+	u, err := url.Parse(storagetest.PostgresURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	const password = "hunter2-s3cret"
+	u.User = url.UserPassword(u.User.Username(), password)
+	u.Path = "/gh_no_such_database"
+	_, err = sqlstore.Open(ctx, sqlstore.Config{URL: u.String()})
+	if err == nil {
+		t.Fatal("Open of a missing database succeeded")
+	}
+	msg := err.Error()
+	for _, want := range []string{"refused the connection", "gh_no_such_database", "check the user, password and database name in database_url"} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("error %q does not say %q", msg, want)
+		}
+	}
+	if strings.Contains(msg, password) {
+		t.Errorf("error %q shows the password", msg)
+	}
+}
+
+// Two stores on one file (two processes, in production) write at once
+// without SQLITE_BUSY: busy_timeout and IMMEDIATE transactions make them wait.
+func TestSQLiteTwoStoresOneFile(t *testing.T) {
+	ctx := context.Background()
+	path := "sqlite://" + t.TempDir() + "/shared.db"
+	var stores []*sqlstore.Store
+	for range 2 {
+		st, err := sqlstore.Open(ctx, sqlstore.Config{URL: path})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = st.Close() })
+		if err := st.Migrate(ctx); err != nil {
+			t.Fatal(err)
+		}
+		stores = append(stores, st)
+	}
+	if err := stores[0].CreateClient(ctx, storage.Client{ID: "c"}); err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, 50)
+	for i := range 50 {
+		wg.Go(func() {
+			st := stores[i%2]
+			_, err := st.UpdateClient(ctx, "c", func(c storage.Client) (storage.Client, error) {
+				c.Contacts = append(c.Contacts, strconv.Itoa(i))
+				return c, nil
+			})
+			if err != nil {
+				errs <- err
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	c, err := stores[1].GetClient(ctx, "c")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.Contacts) != 50 {
+		t.Errorf("client has %d contacts, want 50: an update was lost", len(c.Contacts))
 	}
 }
 
