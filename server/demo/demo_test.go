@@ -20,6 +20,7 @@ import (
 	"github.com/gatehouse-idp/gatehouse/server/secrets"
 	"github.com/gatehouse-idp/gatehouse/server/users"
 	"github.com/gatehouse-idp/gatehouse/server/web"
+	"github.com/gatehouse-idp/gatehouse/storage"
 	"github.com/gatehouse-idp/gatehouse/storage/memory"
 )
 
@@ -320,6 +321,14 @@ func TestHome(t *testing.T) {
 type services struct {
 	users   *users.Service
 	clients *clients.Service
+}
+
+func (services) usersOn(store storage.UserStore, h *password.Hasher) *users.Service {
+	return users.New(store, h, slog.New(slog.DiscardHandler))
+}
+
+func (services) clientsOn(store storage.ClientStore, ring *secrets.Keyring) *clients.Service {
+	return clients.New(store, ring, slog.New(slog.DiscardHandler))
 }
 
 func testServices(t *testing.T) services {
