@@ -195,6 +195,9 @@ not have fetched it yet (OIDC Core §10.1.1).`,
 			}
 			defer e.close()
 			if err := m.Rotate(cmd.Context(), force); err != nil {
+				if !force {
+					return fmt.Errorf("%w: rerun with --force to rotate anyway (only for a compromised key)", err)
+				}
 				return err
 			}
 			if !app.json() {

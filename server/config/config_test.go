@@ -386,3 +386,18 @@ func TestDevFromFileKeepsExplicitValues(t *testing.T) {
 		t.Errorf("Validate: %v", err)
 	}
 }
+
+func TestDatabaseDir(t *testing.T) {
+	for in, want := range map[string]string{
+		"sqlite:///var/lib/gh/g.db": "/var/lib/gh",
+		"sqlite://data/g.db?_x=1":   "data",
+		"sqlite://g.db":             ".",
+		"sqlite:rel/g.db":           "rel",
+		"sqlite://:memory:":         ".",
+		"postgres://u@h/db":         ".",
+	} {
+		if got := databaseDir(in); got != want {
+			t.Errorf("databaseDir(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

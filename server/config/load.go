@@ -240,9 +240,12 @@ func applyDev(cfg *Config, set map[string]bool) error {
 // databaseDir is the directory of a sqlite:// database file, or "." for
 // other databases.
 func databaseDir(dbURL string) string {
+	// The forms storage/sql accepts: sqlite:///abs, sqlite://rel, sqlite:rel.
 	rest, ok := strings.CutPrefix(dbURL, "sqlite://")
 	if !ok {
-		return "."
+		if rest, ok = strings.CutPrefix(dbURL, "sqlite:"); !ok {
+			return "."
+		}
 	}
 	rest, _, _ = strings.Cut(rest, "?")
 	if rest == "" || rest == ":memory:" {
