@@ -1,0 +1,93 @@
+package oauth
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"slices"
+)
+
+// standardScopes are the scopes OIDC Core §5.4 and §11 define.
+var standardScopes = []string{"openid", "profile", "email", "address", "phone", "offline_access"}
+
+// metadata builds the discovery document: OpenID Connect Discovery 1.0 §3,
+// which is also a valid RFC 8414 §2 authorization server metadata document.
+// It advertises exactly what New enabled.
+func (p *Provider) metadata() map[string]any {
+	responseTypes := []string{"code"}
+	grantTypes := []string{"authorization_code", "refresh_token", "client_credentials"}
+	responseModes := []string{"query", "form_post"}
+	if p.cfg.EnableImplicit {
+		responseTypes = append(responseTypes, "id_token", "id_token token", "token")
+		grantTypes = append(grantTypes, "implicit")
+	}
+	if p.cfg.EnableHybrid {
+		responseTypes = append(responseTypes, "code id_token", "code token", "code id_token token")
+	}
+	if p.cfg.EnableImplicit || p.cfg.EnableHybrid {
+		responseModes = append(responseModes, "fragment")
+	}
+	scopes := append(slices.Clone(standardScopes), p.cfg.ScopesSupported...)
+	slices.Sort(scopes)
+	scopes = slices.Compact(scopes)
+	authMethods := []string{"client_secret_basic", "client_secret_post", "private_key_jwt", "none"}
+	return map[string]any{
+		"issuer":                                           p.issuer,
+		"authorization_endpoint":                           p.issuer + p.ep.Authorize,
+		"token_endpoint":                                   p.issuer + p.ep.Token,
+		"userinfo_endpoint":                                p.issuer + p.ep.UserInfo,
+		"jwks_uri":                                         p.issuer + p.ep.JWKS,
+		"revocation_endpoint":                              p.issuer + p.ep.Revoke,
+		"introspection_endpoint":                           p.issuer + p.ep.Introspect,
+		"pushed_authorization_request_endpoint":            p.issuer + p.ep.PAR,
+		"end_session_endpoint":                             p.issuer + p.ep.EndSession,
+		"scopes_supported":                                 scopes,
+		"response_types_supported":                         responseTypes,
+		"response_modes_supported":                         responseModes,
+		"grant_types_supported":                            grantTypes,
+		"subject_types_supported":                          []string{"public"},
+		"id_token_signing_alg_values_supported":            p.cfg.IDTokenAlgs,
+		"token_endpoint_auth_methods_supported":            authMethods,
+		"token_endpoint_auth_signing_alg_values_supported": []string{"RS256", "ES256", "PS256"},
+		"revocation_endpoint_auth_methods_supported":       authMethods,
+		// fosite's introspection endpoint authenticates clients with Basic only.
+		"introspection_endpoint_auth_methods_supported": []string{"client_secret_basic"},
+		"code_challenge_methods_supported":              []string{"S256"},
+		"claims_supported": []string{
+			"sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "acr", "amr", "sid", "azp", "at_hash", "c_hash",
+			"name", "given_name", "family_name", "middle_name", "nickname", "preferred_username", "profile",
+			"picture", "website", "gender", "birthdate", "zoneinfo", "locale", "updated_at",
+			"email", "email_verified", "address", "phone_number", "phone_number_verified",
+		},
+		"claims_parameter_supported":                     false,
+		"request_parameter_supported":                    true,
+		"request_uri_parameter_supported":                true,
+		"require_request_uri_registration":               true,
+		"require_pushed_authorization_requests":          false,
+		"prompt_values_supported":                        []string{"none", "login", "consent", "select_account"},
+		"authorization_response_iss_parameter_supported": true, // RFC 9207 §3
+	}
+}
+
+func (p *Provider) encodeDiscovery() error {
+	b, err := json.Marshal(p.metadata())
+	if err != nil {
+		return fmt.Errorf("encoding discovery document: %w", err)
+	}
+	p.openIDConfig = b
+	return nil
+}
+
+// Discovery serves /.well-known/openid-configuration (OpenID Connect
+// Discovery 1.0 §4) and /.well-known/oauth-authorization-server (RFC 8414 §3)
+// from a document encoded once at start.
+func (p *Provider) Discovery(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		w.Header().Set("Allow", "GET, HEAD")
+		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "public, max-age=3600")
+	_, _ = w.Write(p.openIDConfig)
+}

@@ -1,0 +1,295 @@
+package oauth
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+
+	"github.com/ory/fosite"
+
+	"github.com/gatehouse-idp/gatehouse/storage"
+)
+
+// Token is the token endpoint (RFC 6749 §3.2): authorization_code (with PKCE,
+// RFC 7636), refresh_token (rotated on every use) and client_credentials.
+func (p *Provider) Token(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	// RFC 6749 §5.1: responses carrying tokens must not be cached; errors too.
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("Pragma", "no-cache")
+	if dup := duplicateParam(r); dup != "" {
+		p.f.WriteAccessError(ctx, w, fosite.NewAccessRequest(nil), fosite.ErrInvalidRequest.WithHintf("The %q parameter was sent more than once (RFC 6749 §3.2).", dup))
+		return
+	}
+	sess := NewSession(p.issuer)
+	ar, err := p.f.NewAccessRequest(ctx, r, sess)
+	if err != nil {
+		p.writeAccessError(ctx, w, ar, err)
+		return
+	}
+	if ar.GetGrantTypes().ExactOne("client_credentials") {
+		// No end user: grant what the client may have (fosite checked), minus
+		// the user-centric scopes, which mean nothing here.
+		sess.ClientID = ar.GetClient().GetID()
+		for _, s := range ar.GetRequestedScopes() {
+			if s != "openid" && s != "offline_access" {
+				ar.GrantScope(s)
+			}
+		}
+		for _, a := range ar.GetRequestedAudience() {
+			ar.GrantAudience(a)
+		}
+	}
+	resp, err := p.f.NewAccessResponse(ctx, ar)
+	if err != nil {
+		p.writeAccessError(ctx, w, ar, err)
+		return
+	}
+	p.f.WriteAccessResponse(ctx, w, ar, resp)
+}
+
+// writeAccessError turns a lost race on a code or refresh token (the batch
+// condition failed at commit) into invalid_grant rather than server_error.
+func (p *Provider) writeAccessError(ctx context.Context, w http.ResponseWriter, ar fosite.AccessRequester, err error) {
+	if errors.Is(err, storage.ErrInactive) || errors.Is(err, storage.ErrNotFound) {
+		err = fosite.ErrInvalidGrant.WithHint("The authorization code or refresh token was already used.").WithWrap(err)
+	}
+	p.logServerError(ctx, "token", err)
+	if ar == nil {
+		ar = fosite.NewAccessRequest(nil)
+	}
+	p.f.WriteAccessError(ctx, w, ar, err)
+}
+
+func (p *Provider) logServerError(ctx context.Context, endpoint string, err error) {
+	var rfc *fosite.RFC6749Error
+	if errors.As(err, &rfc) && rfc.CodeField < 500 {
+		return
+	}
+	// The debug text of fosite errors names the failing step, never a secret.
+	msg := err.Error()
+	if rfc != nil && rfc.DebugField != "" {
+		msg = rfc.DebugField
+	}
+	p.log.LogAttrs(ctx, slog.LevelError, "oauth request failed", slog.String("endpoint", endpoint), slog.String("error", msg))
+}
+
+// Revoke is the revocation endpoint (RFC 7009). Revoking either token of a
+// grant revokes the tokens of that grant.
+func (p *Provider) Revoke(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	err := p.f.NewRevocationRequest(ctx, r)
+	if err != nil {
+		p.logServerError(ctx, "revoke", err)
+	}
+	p.f.WriteRevocationResponse(ctx, w, err)
+}
+
+// Introspect is the introspection endpoint (RFC 7662). Callers authenticate
+// as a client with HTTP Basic (RFC 7662 §2.1); unknown, expired and revoked
+// tokens are reported as {"active": false}.
+func (p *Provider) Introspect(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	if _, _, ok := r.BasicAuth(); !ok {
+		// fosite would also accept any access token as a bearer credential;
+		// only clients may introspect here.
+		w.Header().Set("WWW-Authenticate", `Basic realm="`+p.issuer+`"`)
+		p.f.WriteIntrospectionError(ctx, w, fosite.ErrRequestUnauthorized.WithHint("Client authentication with HTTP Basic is required."))
+		return
+	}
+	resp, err := p.f.NewIntrospectionRequest(ctx, r, NewSession(p.issuer))
+	if err != nil {
+		p.logServerError(ctx, "introspect", err)
+		p.f.WriteIntrospectionError(ctx, w, err)
+		return
+	}
+	p.f.WriteIntrospectionResponse(ctx, w, resp)
+}
+
+// PAR is the pushed authorization request endpoint (RFC 9126).
+func (p *Provider) PAR(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	ar, err := p.f.NewPushedAuthorizeRequest(ctx, r)
+	if err == nil {
+		if dup := duplicateParam(r); dup != "" {
+			err = fosite.ErrInvalidRequest.WithHintf("The %q parameter was sent more than once (RFC 6749 §3.1).", dup)
+		}
+	}
+	if err != nil {
+		p.logServerError(ctx, "par", err)
+		p.f.WritePushedAuthorizeError(ctx, w, ar, err)
+		return
+	}
+	resp, err := p.f.NewPushedAuthorizeResponse(ctx, ar, NewSession(p.issuer))
+	if err != nil {
+		p.logServerError(ctx, "par", err)
+		p.f.WritePushedAuthorizeError(ctx, w, ar, err)
+		return
+	}
+	p.f.WritePushedAuthorizeResponse(ctx, w, ar, resp)
+}
+
+// UserInfo is the OpenID Connect UserInfo endpoint (OIDC Core §5.3), GET or
+// POST, with the bearer token in the Authorization header or the form body
+// (RFC 6750 §2.1, §2.2). Claims are released by scope (OIDC Core §5.4).
+func (p *Provider) UserInfo(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	w.Header().Set("Cache-Control", "no-store")
+	if r.Method != http.MethodGet && r.Method != http.MethodPost {
+		w.Header().Set("Allow", "GET, POST")
+		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+		return
+	}
+	token, err := bearerToken(r)
+	if err != nil {
+		p.bearerError(w, http.StatusBadRequest, "invalid_request", err.Error(), "")
+		return
+	}
+	if token == "" {
+		// RFC 6750 §3.1: no error code when the request had no credentials.
+		p.bearerError(w, http.StatusUnauthorized, "", "", "")
+		return
+	}
+	tu, ar, err := p.f.IntrospectToken(ctx, token, fosite.AccessToken, NewSession(p.issuer))
+	if err != nil || tu != fosite.AccessToken {
+		p.bearerError(w, http.StatusUnauthorized, "invalid_token", "The access token is invalid, expired or revoked.", "")
+		return
+	}
+	if !ar.GetGrantedScopes().Has("openid") {
+		p.bearerError(w, http.StatusForbidden, "insufficient_scope", "The access token was not granted the openid scope.", "openid")
+		return
+	}
+	sub := ar.GetSession().GetSubject()
+	user, err := p.durable.GetUser(ctx, sub)
+	if errors.Is(err, storage.ErrNotFound) || (err == nil && user.Disabled) {
+		p.bearerError(w, http.StatusUnauthorized, "invalid_token", "The user of this access token no longer exists.", "")
+		return
+	}
+	if err != nil {
+		p.log.LogAttrs(ctx, slog.LevelError, "loading user for userinfo", slog.String("error", err.Error()))
+		http.Error(w, `{"error":"server_error"}`, http.StatusInternalServerError)
+		return
+	}
+	body, err := json.Marshal(userClaims(user, ar.GetGrantedScopes()))
+	if err != nil {
+		http.Error(w, `{"error":"server_error"}`, http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	_, _ = w.Write(body)
+}
+
+// bearerToken takes the token from the Authorization header or, for a
+// form-encoded POST, the access_token body parameter; never from the query
+// (RFC 6750 §2.3 is not supported: URLs get logged). Using both is an error
+// (RFC 6750 §2).
+func bearerToken(r *http.Request) (string, error) {
+	var header string
+	if h := r.Header.Get("Authorization"); h != "" {
+		scheme, v, ok := strings.Cut(h, " ")
+		if !ok || !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(v) == "" {
+			return "", errors.New("the Authorization header must use the Bearer scheme")
+		}
+		header = strings.TrimSpace(v)
+	}
+	var form string
+	if r.Method == http.MethodPost && strings.HasPrefix(r.Header.Get("Content-Type"), "application/x-www-form-urlencoded") {
+		if err := r.ParseForm(); err != nil {
+			return "", errors.New("the request body is not a valid form")
+		}
+		if v := r.PostForm["access_token"]; len(v) > 1 {
+			return "", errors.New("access_token was sent more than once")
+		} else if len(v) == 1 {
+			form = v[0]
+		}
+	}
+	if header != "" && form != "" {
+		return "", errors.New("the access token was sent in more than one way")
+	}
+	if header != "" {
+		return header, nil
+	}
+	return form, nil
+}
+
+// bearerError answers with RFC 6750 §3's WWW-Authenticate challenge.
+func (p *Provider) bearerError(w http.ResponseWriter, status int, code, desc, scope string) {
+	challenge := fmt.Sprintf(`Bearer realm=%q`, p.issuer)
+	if code != "" {
+		challenge += fmt.Sprintf(`, error=%q`, code)
+	}
+	if desc != "" {
+		challenge += fmt.Sprintf(`, error_description=%q`, desc)
+	}
+	if scope != "" {
+		challenge += fmt.Sprintf(`, scope=%q`, scope)
+	}
+	w.Header().Set("WWW-Authenticate", challenge)
+	if code == "" {
+		w.WriteHeader(status)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(map[string]string{"error": code, "error_description": desc})
+}
+
+// userClaims maps a user's claims by granted scope (OIDC Core §5.4).
+func userClaims(u storage.User, scopes fosite.Arguments) map[string]any {
+	out := map[string]any{"sub": u.ID}
+	c := u.Claims
+	put := func(k string, v string) {
+		if v != "" {
+			out[k] = v
+		}
+	}
+	if scopes.Has("profile") {
+		put("name", c.Name)
+		put("given_name", c.GivenName)
+		put("family_name", c.FamilyName)
+		put("middle_name", c.MiddleName)
+		put("nickname", c.Nickname)
+		put("preferred_username", c.PreferredUsername)
+		put("profile", c.Profile)
+		put("picture", c.Picture)
+		put("website", c.Website)
+		put("gender", c.Gender)
+		put("birthdate", c.Birthdate)
+		put("zoneinfo", c.Zoneinfo)
+		put("locale", c.Locale)
+		if !u.UpdatedAt.IsZero() {
+			out["updated_at"] = u.UpdatedAt.Unix()
+		}
+	}
+	if scopes.Has("email") && c.Email != "" {
+		out["email"] = c.Email
+		out["email_verified"] = c.EmailVerified
+	}
+	if scopes.Has("address") && !c.Address.IsZero() {
+		out["address"] = c.Address
+	}
+	if scopes.Has("phone") && c.PhoneNumber != "" {
+		out["phone_number"] = c.PhoneNumber
+		out["phone_number_verified"] = c.PhoneNumberVerified
+	}
+	return out
+}
+
+// duplicateParam returns the name of a parameter sent more than once (RFC 6749
+// §3.1 and §3.2: "Request and response parameters MUST NOT be included more
+// than once"), looking at the query and the form body together.
+func duplicateParam(r *http.Request) string {
+	if err := r.ParseForm(); err != nil {
+		return ""
+	}
+	for k, v := range r.Form {
+		if len(v) > 1 {
+			return k
+		}
+	}
+	return ""
+}
