@@ -69,6 +69,7 @@ func (s *Store) Migrate(ctx context.Context) error {
 		s.log.InfoContext(ctx, "applied migration", "dialect", s.dialect, "version", r.Source.Version,
 			"file", path.Base(r.Source.Path), "duration_ms", r.Duration.Milliseconds())
 	}
+	s.log.DebugContext(ctx, "database schema is current", "dialect", s.dialect, "applied_now", len(results))
 	return nil
 }
 

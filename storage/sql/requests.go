@@ -73,7 +73,9 @@ func (s *Store) DeleteRequest(ctx context.Context, ref storage.RequestRef) error
 		"DELETE FROM requests WHERE kind = ? AND signature = ? AND expires_at > ?", string(ref.Kind), ref.Signature, s.now().UnixMicro())
 }
 
-// deactivate flips one active, unexpired record to inactive. The condition
+// deactivate flips one active, unexpired record to inactive: what makes an
+// authorization code single-use (RFC 6749 §4.1.2) and a rotated refresh token
+// unusable (RFC 9700 §4.14.2) under concurrent redemption. The condition
 // is in the UPDATE itself, so of any number of concurrent callers exactly one
 // changes the row: on PostgreSQL the others wait for its row lock and then
 // re-check "active"; on SQLite writes are serialised.
