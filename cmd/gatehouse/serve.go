@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -37,13 +38,12 @@ const (
 )
 
 // newServeCmd builds `gatehouse serve`. getenv reads the GATEHOUSE_*
-// overrides (os.Getenv in main; a map in tests).
+// overrides (os.Getenv in main; a map in tests). The configuration file and
+// dev mode come from the root command's persistent --config and --dev flags
+// (or GATEHOUSE_CONFIG), so `gatehouse --dev serve` and `gatehouse serve
+// --dev` mean the same.
 func newServeCmd(getenv func(string) string) *cobra.Command {
-	var (
-		configPath string
-		dev        bool
-		migrate    bool
-	)
+	var migrate bool
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Run the identity provider (public and admin listeners)",
@@ -53,15 +53,23 @@ The public listener serves the OAuth 2.0 / OpenID Connect endpoints, the login
 pages and the JWKS; the admin listener serves health checks and must not be
 exposed publicly. SIGINT or SIGTERM drains in-flight requests and exits.
 
-An outdated database schema is refused unless --migrate or --dev is given.`,
+An outdated database schema is refused unless --migrate or --dev is given;
+--dev also runs on a local SQLite database with a generated secret.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			// Inherited persistent flags; absent when the command runs alone.
+			configPath, _ := cmd.Flags().GetString("config")
+			if configPath == "" {
+				configPath = getenv("GATEHOUSE_CONFIG")
+			}
+			dev, _ := cmd.Flags().GetBool("dev")
 			cfg, err := config.Load(configPath, getenv, dev)
 			if err != nil {
 				return fmt.Errorf("loading configuration: %w", err)
 			}
 			if err := cfg.Validate(); err != nil {
-				return fmt.Errorf("invalid configuration:\n%w", err)
+				return fmt.Errorf("invalid configuration (check it with `gatehouse config validate`): %s",
+					strings.ReplaceAll(err.Error(), "\n", "; "))
 			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
@@ -71,10 +79,7 @@ An outdated database schema is refused unless --migrate or --dev is given.`,
 			})
 		},
 	}
-	f := cmd.Flags()
-	f.StringVarP(&configPath, "config", "c", "", "configuration file (YAML); GATEHOUSE_* variables override it")
-	f.BoolVar(&dev, "dev", false, "development mode: http issuer on localhost, SQLite, generated secret, debug logs, auto-migrate")
-	f.BoolVar(&migrate, "migrate", false, "apply pending database migrations before serving")
+	cmd.Flags().BoolVar(&migrate, "migrate", false, "apply pending database migrations before serving")
 	return cmd
 }
 

@@ -5,9 +5,11 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -63,12 +65,15 @@ func startServe(t *testing.T, env map[string]string, args ...string) (public, ad
 	t.Helper()
 	logs = &logBuffer{}
 	ctx, cancel := context.WithCancel(context.Background())
-	cmd := newServeCmd(envMap(env))
-	cmd.SetArgs(args)
-	cmd.SetOut(io.Discard)
-	cmd.SetErr(logs)
 	done := make(chan error, 1)
-	go func() { done <- cmd.ExecuteContext(ctx) }()
+	go func() {
+		// Through the root command, as main runs it, so its global flags apply.
+		if code := run(ctx, args, envMap(env), strings.NewReader(""), io.Discard, logs); code != 0 {
+			done <- fmt.Errorf("exit code %d", code)
+			return
+		}
+		done <- nil
+	}()
 
 	var (
 		once    sync.Once
@@ -164,7 +169,7 @@ func TestServeDevSQLite(t *testing.T) {
 		"GATEHOUSE_LOG_FORMAT":    "json",
 		"GATEHOUSE_LOG_LEVEL":     "info",
 	}
-	public, admin, logs, stop := startServe(t, env, "--dev")
+	public, admin, logs, stop := startServe(t, env, "--dev", "serve")
 	checkServing(t, public, admin)
 
 	// The query string of a request never reaches the logs.
@@ -214,11 +219,14 @@ func TestServeWithRedis(t *testing.T) {
 		"GATEHOUSE_LISTEN_PUBLIC":               "127.0.0.1:0",
 		"GATEHOUSE_LISTEN_ADMIN":                "127.0.0.1:0",
 		"GATEHOUSE_LOG_FORMAT":                  "json",
-		"GATEHOUSE_ISSUER":                      "http://127.0.0.1:8080",
 		"GATEHOUSE_SECRETS_SYSTEM":              strings.Repeat("s", 48),
-		"GATEHOUSE_UI_ACCENT_COLOR":             "#114477",
 	}
-	public, admin, logs, stop := startServe(t, env, "--migrate")
+	cfgFile := filepath.Join(dir, "gatehouse.yaml")
+	yaml := "issuer: http://127.0.0.1:8080\nui:\n  accent_color: \"#114477\"\n"
+	if err := os.WriteFile(cfgFile, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	public, admin, logs, stop := startServe(t, env, "serve", "--config", cfgFile, "--migrate")
 	checkServing(t, public, admin)
 	code, body := get(t, public+"/static/theme.css")
 	if code != 200 || !strings.Contains(string(body), "#114477") {
