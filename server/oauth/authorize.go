@@ -429,6 +429,9 @@ func (p *Provider) finish(w http.ResponseWriter, r *http.Request, ar fosite.Auth
 	}
 	// RFC 9207 §2: the iss parameter lets the client detect mix-up attacks.
 	resp.AddParameter("iss", p.issuer)
+	if ar.GetResponseMode() == fosite.ResponseModeFormPost {
+		setFormPostCSP(w, ar.GetRedirectURI())
+	}
 	p.f.WriteAuthorizeResponse(ctx, w, ar, resp)
 }
 
@@ -455,7 +458,8 @@ func (p *Provider) writeAuthorizeError(w http.ResponseWriter, r *http.Request, a
 	switch mode := ar.GetResponseMode(); {
 	case mode == fosite.ResponseModeFormPost:
 		w.Header().Set("Content-Type", "text/html;charset=UTF-8")
-		fosite.WriteAuthorizeFormPostResponse(redirect.String(), params, fosite.DefaultFormPostTemplate, w)
+		setFormPostCSP(w, &redirect)
+		fosite.WriteAuthorizeFormPostResponse(redirect.String(), params, formPostTemplate, w)
 		return
 	case mode == fosite.ResponseModeFragment ||
 		(mode == fosite.ResponseModeDefault && ar.GetDefaultResponseMode() == fosite.ResponseModeFragment):

@@ -173,6 +173,7 @@ func New(cfg Config) (*Provider, error) {
 		PushedAuthorizeRequestURIPrefix: "urn:ietf:params:oauth:request_uri:",
 		PushedAuthorizeContextLifespan:  cfg.PARLifetime,
 		AllowedPromptValues:             []string{"login", "none", "consent", "select_account"},
+		FormPostHTMLTemplate:            formPostTemplate,
 	}
 
 	idSigner := &keySigner{signingKey: cfg.SigningKey, publicKeys: cfg.PublicKeys, defaultAlg: "RS256"}

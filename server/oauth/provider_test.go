@@ -754,3 +754,37 @@ func TestNewRejectsBadConfig(t *testing.T) {
 		}
 	}
 }
+
+// TestFormPostResponseMode: OAuth 2.0 Form Post Response Mode §2, under a
+// CSP that allows exactly the page's script and a post to the client.
+func TestFormPostResponseMode(t *testing.T) {
+	e := newEnv(t, memoryStores())
+	conf := e.oauthConfig("web", webSecret, "openid")
+	for name, opts := range map[string][]oauth2.AuthCodeOption{
+		"code":  {oauth2.S256ChallengeOption(oauth2.GenerateVerifier())},
+		"error": {}, // no PKCE: invalid_request, also posted
+	} {
+		opts = append(opts, oauth2.SetAuthURLParam("response_mode", "form_post"))
+		resp, err := e.noRedirect.Get(conf.AuthCodeURL("state-0123456789", opts...))
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		page := string(body)
+		if resp.StatusCode != http.StatusOK || !strings.Contains(page, `action="`+redirectURI+`"`) {
+			t.Fatalf("%s: %d %s", name, resp.StatusCode, page)
+		}
+		want := `name="code"`
+		if name == "error" {
+			want = `name="error" value="invalid_request"`
+		}
+		if !strings.Contains(page, want) || !strings.Contains(page, `name="iss"`) || !strings.Contains(page, `name="state" value="state-0123456789"`) {
+			t.Errorf("%s: page lacks %s, iss or state: %s", name, want, page)
+		}
+		csp := resp.Header.Get("Content-Security-Policy")
+		if !strings.Contains(csp, "form-action http://127.0.0.1:9999") || !strings.Contains(csp, "script-src "+formPostScriptHash) {
+			t.Errorf("%s: CSP = %q", name, csp)
+		}
+	}
+}
