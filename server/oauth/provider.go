@@ -177,7 +177,7 @@ func New(cfg Config) (*Provider, error) {
 	}
 
 	idSigner := &keySigner{signingKey: cfg.SigningKey, publicKeys: cfg.PublicKeys, defaultAlg: "RS256"}
-	atSigner := &keySigner{signingKey: cfg.SigningKey, publicKeys: cfg.PublicKeys, defaultAlg: cfg.AccessTokenAlg}
+	atSigner := &keySigner{signingKey: cfg.SigningKey, publicKeys: cfg.PublicKeys, defaultAlg: cfg.AccessTokenAlg, fallbackAudience: issuer}
 	hmacStrategy := oauth2.NewHMACSHAStrategyUnPrefixed(&hmac.HMACStrategy{Config: fcfg}, fcfg)
 	strategy := &compose.CommonStrategy{
 		CoreStrategy: &tokenStrategy{

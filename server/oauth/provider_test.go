@@ -603,6 +603,16 @@ func TestJWTAccessToken(t *testing.T) {
 	if e.introspect(tok.AccessToken)["active"] != true {
 		t.Error("JWT access token not active")
 	}
+	// Without a requested audience the token is for the issuer (RFC 9068 §3).
+	tok2 := e.codeFlow(e.oauthConfig("jwt", webSecret, "openid"))
+	parsed, err = josejwt.ParseSigned(tok2.AccessToken, []josev4.SignatureAlgorithm{josev4.ES256})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var claims2 josejwt.Claims
+	if err := parsed.Claims(&jwks, &claims2); err != nil || len(claims2.Audience) != 1 || claims2.Audience[0] != e.issuer {
+		t.Errorf("default aud = %v (%v)", claims2.Audience, err)
+	}
 	status, _, _ := e.postForm("/oauth2/revoke", url.Values{"token": {tok.AccessToken}}, "jwt", webSecret)
 	if status != http.StatusOK || e.introspect(tok.AccessToken)["active"] != false {
 		t.Errorf("revoking a JWT access token: %d", status)

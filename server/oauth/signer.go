@@ -32,6 +32,9 @@ type keySigner struct {
 	signingKey SigningKeyFunc
 	publicKeys PublicKeysFunc
 	defaultAlg string
+	// fallbackAudience fills an empty aud: RFC 9068 §3 requires one, and a
+	// token granted no audience is meant for Gatehouse itself (userinfo).
+	fallbackAudience string
 }
 
 var _ jwt.Signer = (*keySigner)(nil)
@@ -47,6 +50,11 @@ func (s *keySigner) Generate(ctx context.Context, claims jwt.MapClaims, header j
 	kid, key, err := s.signingKey(ctx, alg)
 	if err != nil {
 		return "", "", fmt.Errorf("getting %s signing key: %w", alg, err)
+	}
+	if s.fallbackAudience != "" {
+		if aud, ok := claims["aud"].([]string); claims["aud"] == nil || (ok && len(aud) == 0) {
+			claims["aud"] = []string{s.fallbackAudience}
+		}
 	}
 	jwk := &josev3.JSONWebKey{Key: key, KeyID: kid, Algorithm: alg, Use: "sig"}
 	inner := jwt.DefaultSigner{GetPrivateKey: func(context.Context) (any, error) { return jwk, nil }}
