@@ -57,34 +57,65 @@ func Valid(id string) bool {
 }
 
 // LogHandler wraps h so that every record logged with a context carrying a
-// request ID gets a request_id attribute. Wrapping twice adds it once.
+// request ID gets a top-level request_id attribute, even from a logger with
+// groups. Wrapping twice adds it once.
 func LogHandler(h slog.Handler) slog.Handler {
-	if _, ok := h.(logHandler); ok {
+	if _, ok := h.(*logHandler); ok {
 		return h
 	}
-	return logHandler{inner: h}
+	return &logHandler{root: h, inner: h}
 }
 
+// logHandler remembers how inner was derived from root (ops), so that when a
+// group is open it can rebuild the chain with request_id added before the
+// group; inside a group, Record.AddAttrs would nest the attribute.
 type logHandler struct {
-	inner slog.Handler
+	root    slog.Handler
+	inner   slog.Handler
+	ops     []func(slog.Handler) slog.Handler
+	grouped bool
 }
 
-func (h logHandler) Enabled(ctx context.Context, level slog.Level) bool {
+func (h *logHandler) Enabled(ctx context.Context, level slog.Level) bool {
 	return h.inner.Enabled(ctx, level)
 }
 
-func (h logHandler) Handle(ctx context.Context, r slog.Record) error {
-	if id := FromContext(ctx); id != "" {
+func (h *logHandler) Handle(ctx context.Context, r slog.Record) error {
+	id := FromContext(ctx)
+	if id == "" {
+		return h.inner.Handle(ctx, r)
+	}
+	if !h.grouped {
 		r = r.Clone()
 		r.AddAttrs(slog.String("request_id", id))
+		return h.inner.Handle(ctx, r)
 	}
-	return h.inner.Handle(ctx, r)
+	inner := h.root.WithAttrs([]slog.Attr{slog.String("request_id", id)})
+	for _, op := range h.ops {
+		inner = op(inner)
+	}
+	return inner.Handle(ctx, r)
 }
 
-func (h logHandler) WithAttrs(attrs []slog.Attr) slog.Handler {
-	return logHandler{inner: h.inner.WithAttrs(attrs)}
+func (h *logHandler) with(op func(slog.Handler) slog.Handler, group bool) *logHandler {
+	return &logHandler{
+		root:    h.root,
+		inner:   op(h.inner),
+		ops:     append(h.ops[:len(h.ops):len(h.ops)], op),
+		grouped: h.grouped || group,
+	}
 }
 
-func (h logHandler) WithGroup(name string) slog.Handler {
-	return logHandler{inner: h.inner.WithGroup(name)}
+func (h *logHandler) WithAttrs(attrs []slog.Attr) slog.Handler {
+	if len(attrs) == 0 {
+		return h
+	}
+	return h.with(func(n slog.Handler) slog.Handler { return n.WithAttrs(attrs) }, false)
+}
+
+func (h *logHandler) WithGroup(name string) slog.Handler {
+	if name == "" {
+		return h
+	}
+	return h.with(func(n slog.Handler) slog.Handler { return n.WithGroup(name) }, true)
 }

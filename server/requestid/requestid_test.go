@@ -43,24 +43,27 @@ func TestLogHandlerAddsRequestID(t *testing.T) {
 		t.Fatal("wrapping twice must not add a second layer")
 	}
 	log := slog.New(h).With("component", "test").WithGroup("g")
+	// Without a group the attribute is added to the record directly.
+	slog.New(h).InfoContext(NewContext(context.Background(), "req-0"), "plain")
 
 	log.InfoContext(NewContext(context.Background(), "req-1"), "with id", "k", "v")
 	log.InfoContext(context.Background(), "without id")
 
 	lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
-	if len(lines) != 2 {
-		t.Fatalf("got %d log lines, want 2: %s", len(lines), buf.String())
+	if len(lines) != 3 {
+		t.Fatalf("got %d log lines, want 3: %s", len(lines), buf.String())
 	}
-	var first, second map[string]any
+	if !strings.Contains(lines[0], `"request_id":"req-0"`) {
+		t.Errorf("plain line = %s: want request_id req-0", lines[0])
+	}
+	lines = lines[1:]
+	var first map[string]any
 	if err := json.Unmarshal([]byte(lines[0]), &first); err != nil {
 		t.Fatal(err)
 	}
-	if err := json.Unmarshal([]byte(lines[1]), &second); err != nil {
-		t.Fatal(err)
-	}
 	g, _ := first["g"].(map[string]any)
-	if g["request_id"] != "req-1" || first["component"] != "test" {
-		t.Errorf("first line = %s: want request_id req-1 inside group g and component test", lines[0])
+	if first["request_id"] != "req-1" || first["component"] != "test" || g["k"] != "v" {
+		t.Errorf("first line = %s: want a top-level request_id req-1, component test and g.k v", lines[0])
 	}
 	if strings.Contains(lines[1], "request_id") {
 		t.Errorf("second line = %s: want no request_id", lines[1])
