@@ -28,6 +28,7 @@ type Config struct {
 	Log          Log          `yaml:"log"`
 	HTTP         HTTP         `yaml:"http"`
 	UI           UI           `yaml:"ui"`
+	Registration Registration `yaml:"registration"`
 }
 
 // Listen holds the listen addresses.
@@ -107,6 +108,35 @@ type UI struct {
 	TemplatesDir string `yaml:"templates_dir"`
 }
 
+// Registration policies (RFC 7591 §3: the server chooses who may register).
+const (
+	// RegistrationOpen lets anyone register a client.
+	RegistrationOpen = "open"
+	// RegistrationInitialAccessToken asks for an initial access token issued
+	// with `gatehouse clients registration-token create` (RFC 7591 §3).
+	RegistrationInitialAccessToken = "initial_access_token"
+	// RegistrationDisabled turns the registration endpoints off.
+	RegistrationDisabled = "disabled"
+)
+
+// Registration configures dynamic client registration (RFC 7591) and
+// management (RFC 7592).
+type Registration struct {
+	// Policy is open, initial_access_token or disabled. The default is
+	// disabled, except in dev mode where it is open unless set: an open
+	// endpoint on a public server lets anyone create clients.
+	Policy string `yaml:"policy"`
+	// AccessTokenLifetime is how long a registration access token (RFC 7592
+	// §3) lets its client read, update and delete its registration; 0 means
+	// it does not expire.
+	AccessTokenLifetime time.Duration `yaml:"access_token_lifetime"`
+	// SecretRotationOverlap is how long the previous client secret keeps
+	// working after a client asks for a new one on update; 0 stops it at once.
+	SecretRotationOverlap time.Duration `yaml:"secret_rotation_overlap"`
+	// MaxBodyBytes caps a registration request's body.
+	MaxBodyBytes int64 `yaml:"max_body_bytes"`
+}
+
 // Dev-mode defaults.
 const (
 	DevIssuer      = "http://localhost:8080"
@@ -146,7 +176,8 @@ func Default() Config {
 			IdleTimeout:       120 * time.Second,
 			MaxBodyBytes:      1 << 20,
 		},
-		UI: UI{ProductName: "Gatehouse", AccentColor: "#2f6fed"},
+		UI:           UI{ProductName: "Gatehouse", AccentColor: "#2f6fed"},
+		Registration: Registration{Policy: RegistrationDisabled, MaxBodyBytes: 64 << 10},
 	}
 }
 

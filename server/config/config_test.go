@@ -59,6 +59,12 @@ func TestLoadGoodFile(t *testing.T) {
 			MaxBodyBytes:      2 << 20,
 		},
 		UI: UI{ProductName: "Example Login", LogoURL: "https://cdn.example.com/logo.svg", AccentColor: "#123abc"},
+		Registration: Registration{
+			Policy:                RegistrationInitialAccessToken,
+			AccessTokenLifetime:   720 * time.Hour,
+			SecretRotationOverlap: 24 * time.Hour,
+			MaxBodyBytes:          32 << 10,
+		},
 	}
 	if !reflect.DeepEqual(cfg, want) {
 		t.Errorf("parsed config differs:\n got %+v\nwant %+v", cfg, want)
@@ -129,6 +135,10 @@ func TestValidateReportsEveryProblem(t *testing.T) {
 			`log.format: "xml" is unknown: use text or json`,
 			`http.max_body_bytes: must be positive: use e.g. 1048576 (1 MiB)`,
 			`ui.accent_color: "red; background: url(x)" is not a color: use #rgb or #rrggbb, e.g. #2f6fed`,
+			`registration.policy: "anyone" is unknown: use disabled, initial_access_token or open`,
+			`registration.access_token_lifetime: must not be negative: use 0s (never expires) or a duration such as 720h`,
+			`registration.secret_rotation_overlap: 1000h0m0s is out of range: use 0s (the old secret stops at once) up to 720h`,
+			`registration.max_body_bytes: 10 is out of range: use 1024 up to 1048576 (65536 is the usual choice)`,
 		}},
 	} {
 		t.Run(tc.file, func(t *testing.T) {
@@ -333,7 +343,8 @@ func TestDevDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !cfg.Dev || cfg.Issuer != DevIssuer || cfg.DatabaseURL != db || cfg.Log.Level != "debug" || cfg.Log.Format != "text" {
+	if !cfg.Dev || cfg.Issuer != DevIssuer || cfg.DatabaseURL != db || cfg.Log.Level != "debug" || cfg.Log.Format != "text" ||
+		cfg.Registration.Policy != RegistrationOpen {
 		t.Errorf("dev defaults: %+v", cfg)
 	}
 	if err := cfg.Validate(); err != nil {
@@ -368,7 +379,8 @@ func TestDevFromFileKeepsExplicitValues(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "c.yaml")
 	secret := strings.Repeat("k", 40)
-	content := "dev: true\nissuer: http://192.168.1.5:8080\nlog:\n  level: warn\nsecrets:\n  system: [" + secret + "]\n"
+	content := "dev: true\nissuer: http://192.168.1.5:8080\nlog:\n  level: warn\nsecrets:\n  system: [" + secret + "]\n" +
+		"registration:\n  policy: initial_access_token\n"
 	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -376,7 +388,8 @@ func TestDevFromFileKeepsExplicitValues(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg.Issuer != "http://192.168.1.5:8080" || cfg.Log.Level != "warn" || cfg.DatabaseURL != DevDatabaseURL {
+	if cfg.Issuer != "http://192.168.1.5:8080" || cfg.Log.Level != "warn" || cfg.DatabaseURL != DevDatabaseURL ||
+		cfg.Registration.Policy != RegistrationInitialAccessToken {
 		t.Errorf("dev from file: %+v", cfg)
 	}
 	if len(cfg.Secrets.System) != 1 || cfg.Secrets.System[0].Reveal() != secret {
@@ -399,5 +412,26 @@ func TestDatabaseDir(t *testing.T) {
 		if got := databaseDir(in); got != want {
 			t.Errorf("databaseDir(%q) = %q, want %q", in, got, want)
 		}
+	}
+}
+
+func TestRegistrationDefaultsAndLimits(t *testing.T) {
+	// Outside dev mode nobody may register until the operator chooses a policy.
+	if d := Default().Registration; d.Policy != RegistrationDisabled || d.MaxBodyBytes != 64<<10 || d.AccessTokenLifetime != 0 {
+		t.Errorf("registration defaults: %+v", d)
+	}
+	c := validCfg()
+	c.HTTP.MaxBodyBytes = 4096
+	c.Registration.MaxBodyBytes = 8192
+	err := c.Validate()
+	if err == nil || !strings.Contains(err.Error(), "registration.max_body_bytes: 8192 is larger than http.max_body_bytes (4096)") {
+		t.Errorf("registration body above the HTTP limit: %v", err)
+	}
+	cfg, err := Load("", envMap(map[string]string{"GATEHOUSE_REGISTRATION_POLICY": "open"}), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Registration.Policy != RegistrationOpen {
+		t.Errorf("GATEHOUSE_REGISTRATION_POLICY: got %q", cfg.Registration.Policy)
 	}
 }

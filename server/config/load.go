@@ -227,6 +227,9 @@ func applyDev(cfg *Config, set map[string]bool) error {
 	if !set["log.format"] {
 		cfg.Log.Format = "text"
 	}
+	if !set["registration.policy"] {
+		cfg.Registration.Policy = RegistrationOpen
+	}
 	if len(cfg.Secrets.System) == 0 {
 		s, err := devSecret(filepath.Join(databaseDir(cfg.DatabaseURL), DevSecretFile))
 		if err != nil {

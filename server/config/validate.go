@@ -47,6 +47,7 @@ func (c Config) Validate() error {
 	v.log(c.Log)
 	v.http(c.HTTP)
 	v.ui(c.UI)
+	v.registration(c.Registration, c.HTTP.MaxBodyBytes)
 	return errors.Join(v.errs...)
 }
 
@@ -294,5 +295,29 @@ func (v *validator) ui(u UI) {
 		if st, err := os.Stat(u.TemplatesDir); err != nil || !st.IsDir() {
 			v.add("ui.templates_dir", "%q is not a directory: fix the path or leave it empty for the built-in templates", u.TemplatesDir)
 		}
+	}
+}
+
+// MaxRegistrationBodyBytes bounds registration.max_body_bytes: client
+// metadata, even with an inline jwks, is a few KiB.
+const MaxRegistrationBodyBytes = 1 << 20
+
+func (v *validator) registration(r Registration, httpMax int64) {
+	switch r.Policy {
+	case RegistrationOpen, RegistrationInitialAccessToken, RegistrationDisabled:
+	default:
+		v.add("registration.policy", "%q is unknown: use disabled, initial_access_token or open", r.Policy)
+	}
+	if r.AccessTokenLifetime < 0 {
+		v.add("registration.access_token_lifetime", "must not be negative: use 0s (never expires) or a duration such as 720h")
+	}
+	if r.SecretRotationOverlap < 0 || r.SecretRotationOverlap > 720*time.Hour {
+		v.add("registration.secret_rotation_overlap", "%s is out of range: use 0s (the old secret stops at once) up to 720h", r.SecretRotationOverlap)
+	}
+	switch {
+	case r.MaxBodyBytes < 1024 || r.MaxBodyBytes > MaxRegistrationBodyBytes:
+		v.add("registration.max_body_bytes", "%d is out of range: use 1024 up to %d (65536 is the usual choice)", r.MaxBodyBytes, MaxRegistrationBodyBytes)
+	case httpMax > 0 && r.MaxBodyBytes > httpMax:
+		v.add("registration.max_body_bytes", "%d is larger than http.max_body_bytes (%d): make it at most that", r.MaxBodyBytes, httpMax)
 	}
 }
