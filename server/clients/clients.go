@@ -26,6 +26,24 @@ type MACer interface {
 	VerifyMAC(purpose string, msg, mac []byte) bool
 }
 
+// Sealer is the part of secrets.Keyring that encrypts: the secret of a
+// client_secret_jwt client is kept sealed, because verifying its HMAC
+// assertions needs the secret itself (RFC 7523 §3, OpenID Connect Core §9).
+// A ring given to New that is not a Sealer cannot register such clients.
+type Sealer interface {
+	Seal(plaintext, additionalData []byte) ([]byte, error)
+}
+
+// Opener decrypts what a Sealer sealed.
+type Opener interface {
+	Open(ciphertext, additionalData []byte) ([]byte, error)
+}
+
+// SealedSecretAAD is the additional data a client_secret_jwt secret is sealed
+// with: it binds the box to its client, so a box copied onto another client
+// does not open.
+func SealedSecretAAD(clientID string) []byte { return []byte("client-secret-jwt:" + clientID) }
+
 // Service manages clients.
 type Service struct {
 	store storage.ClientStore
@@ -50,6 +68,9 @@ type CreateOptions struct {
 	// ClientID, when set, is used instead of a random one (e.g. a
 	// well-known ID for a first-party app).
 	ClientID string
+	// RegistrationAccessTokenHash is stored with the client, in the same
+	// write, by dynamic registration (RFC 7592 §3).
+	RegistrationAccessTokenHash []byte
 }
 
 // Create validates md (after the RFC 7591 §2 defaults), stores the client
@@ -70,10 +91,13 @@ func (s *Service) Create(ctx context.Context, md Metadata, opts CreateOptions) (
 	}
 	now := s.now().UTC().Truncate(time.Microsecond)
 	c.CreatedAt, c.UpdatedAt = now, now
+	c.RegistrationAccessTokenHash = opts.RegistrationAccessTokenHash
 	var secret string
 	if issuesSecret(c.TokenEndpointAuthMethod) {
 		secret = randomString(32)
-		c.SecretHash = s.ring.MAC(SecretPurpose, []byte(secret))
+		if err := s.setSecret(&c, secret); err != nil {
+			return Metadata{}, err
+		}
 	}
 	if err := s.store.CreateClient(ctx, c); err != nil {
 		if errors.Is(err, storage.ErrConflict) {
@@ -88,7 +112,43 @@ func (s *Service) Create(ctx context.Context, md Metadata, opts CreateOptions) (
 }
 
 func issuesSecret(method string) bool {
-	return method == AuthClientSecretBasic || method == AuthClientSecretPost
+	return method == AuthClientSecretBasic || method == AuthClientSecretPost || method == AuthClientSecretJWT
+}
+
+// setSecret makes secret c's current secret: its MAC, and for
+// client_secret_jwt the sealed secret too. c.ID must be set.
+func (s *Service) setSecret(c *storage.Client, secret string) error {
+	c.SecretHash, c.SecretExpiresAt, c.SecretSealed = s.ring.MAC(SecretPurpose, []byte(secret)), time.Time{}, nil
+	if c.TokenEndpointAuthMethod != AuthClientSecretJWT {
+		return nil
+	}
+	sealer, ok := s.ring.(Sealer)
+	if !ok {
+		return errors.New("sealing a client_secret_jwt secret: the service's keyring cannot seal")
+	}
+	box, err := sealer.Seal([]byte(secret), SealedSecretAAD(c.ID))
+	if err != nil {
+		return fmt.Errorf("sealing a client_secret_jwt secret: %w", err)
+	}
+	c.SecretSealed = box
+	return nil
+}
+
+// SharedSecret returns the secret of a client_secret_jwt client, the key of
+// its HMAC assertions (RFC 7523 §3).
+func (s *Service) SharedSecret(c storage.Client) ([]byte, error) {
+	opener, ok := s.ring.(Opener)
+	if !ok {
+		return nil, errors.New("opening a client secret: the service's keyring cannot open")
+	}
+	if len(c.SecretSealed) == 0 {
+		return nil, fmt.Errorf("client %q has no sealed secret (token_endpoint_auth_method %s)", c.ID, c.TokenEndpointAuthMethod)
+	}
+	secret, err := opener.Open(c.SecretSealed, SealedSecretAAD(c.ID))
+	if err != nil {
+		return nil, fmt.Errorf("opening the secret of client %q: %w", c.ID, err)
+	}
+	return secret, nil
 }
 
 func randomString(n int) string {
@@ -157,20 +217,18 @@ func (s *Service) VerifySecret(c storage.Client, secret string) bool {
 
 // RotateSecret issues a new secret for a confidential client. The previous
 // secret stays valid for overlap (0: it stops working at once). The new
-// secret is returned once.
+// secret is returned once. A client_secret_jwt client cannot overlap: only
+// its current secret is kept sealed.
 func (s *Service) RotateSecret(ctx context.Context, id string, overlap time.Duration) (string, error) {
 	secret := randomString(32)
-	hash := s.ring.MAC(SecretPurpose, []byte(secret))
 	now := s.now().UTC().Truncate(time.Microsecond)
 	_, err := s.store.UpdateClient(ctx, id, func(c storage.Client) (storage.Client, error) {
 		if len(c.SecretHash) == 0 {
 			return c, badMetadata("client %q is public (token_endpoint_auth_method %s) and has no secret", id, c.TokenEndpointAuthMethod)
 		}
-		c.RotatedSecretHash, c.RotatedSecretExpiresAt = nil, time.Time{}
-		if overlap > 0 {
-			c.RotatedSecretHash, c.RotatedSecretExpiresAt = c.SecretHash, now.Add(overlap)
+		if err := s.rotate(&c, secret, overlap, now); err != nil {
+			return c, err
 		}
-		c.SecretHash, c.SecretExpiresAt = hash, time.Time{}
 		c.UpdatedAt = now
 		return c, nil
 	})
@@ -179,4 +237,98 @@ func (s *Service) RotateSecret(ctx context.Context, id string, overlap time.Dura
 	}
 	s.log.InfoContext(ctx, "client secret rotated", "client_id", id, "overlap", overlap)
 	return secret, nil
+}
+
+// rotate makes secret c's current one, keeping the previous one for overlap.
+func (s *Service) rotate(c *storage.Client, secret string, overlap time.Duration, now time.Time) error {
+	if overlap > 0 && c.TokenEndpointAuthMethod == AuthClientSecretJWT {
+		return badMetadata("client %q uses client_secret_jwt: its secret cannot overlap (only the current one is kept): rotate with no overlap", c.ID)
+	}
+	c.RotatedSecretHash, c.RotatedSecretExpiresAt = nil, time.Time{}
+	if overlap > 0 && len(c.SecretHash) > 0 {
+		c.RotatedSecretHash, c.RotatedSecretExpiresAt = c.SecretHash, now.Add(overlap)
+	}
+	return s.setSecret(c, secret)
+}
+
+// UpdateOptions tune Update.
+type UpdateOptions struct {
+	// Trusted callers may change the Gatehouse policy fields; for others
+	// the stored ones are kept and setting any is an error.
+	Trusted bool
+	// RotateSecret asks for a new secret for a confidential client; the
+	// previous one stays valid for Overlap.
+	RotateSecret bool
+	Overlap      time.Duration
+	// Check, when set, sees the stored client before anything changes; an
+	// error from it is returned as is and nothing is written.
+	Check func(storage.Client) error
+}
+
+// Update replaces a client's metadata with md, as RFC 7592 §2.2 does: what
+// md leaves out is not kept but defaulted (RFC 7591 §2). The client ID,
+// creation time, registration access token hash and, for an untrusted
+// caller, the policy fields are kept. The secret is kept unless the client
+// becomes confidential, asks for a new one, or switches to client_secret_jwt
+// (whose secret must be kept sealed, which an old secret is not): then a new
+// one is issued and returned, the only time it is known. A client that
+// becomes public loses its secret.
+func (s *Service) Update(ctx context.Context, id string, md Metadata, opts UpdateOptions) (Metadata, error) {
+	applyDefaults(&md)
+	if err := validate(md, opts.Trusted); err != nil {
+		return Metadata{}, err
+	}
+	secret := randomString(32)
+	now := s.now().UTC().Truncate(time.Microsecond)
+	issued := false
+	c, err := s.store.UpdateClient(ctx, id, func(old storage.Client) (storage.Client, error) {
+		issued = false
+		if opts.Check != nil {
+			if err := opts.Check(old); err != nil {
+				return old, err
+			}
+		}
+		c := md.ToClient()
+		c.ID, c.CreatedAt, c.UpdatedAt = old.ID, old.CreatedAt, now
+		c.RegistrationAccessTokenHash = old.RegistrationAccessTokenHash
+		if !opts.Trusted {
+			c.Audience, c.AccessTokenFormat, c.FirstParty = old.Audience, old.AccessTokenFormat, old.FirstParty
+			c.AccessTokenLifetime, c.RefreshTokenLifetime, c.IDTokenLifetime = old.AccessTokenLifetime, old.RefreshTokenLifetime, old.IDTokenLifetime
+		}
+		c.SecretHash, c.SecretExpiresAt = old.SecretHash, old.SecretExpiresAt
+		c.RotatedSecretHash, c.RotatedSecretExpiresAt = old.RotatedSecretHash, old.RotatedSecretExpiresAt
+		switch {
+		case !issuesSecret(c.TokenEndpointAuthMethod):
+			if opts.RotateSecret {
+				return old, badMetadata("client %q is public (token_endpoint_auth_method %s) and has no secret to rotate", id, c.TokenEndpointAuthMethod)
+			}
+			c.SecretHash, c.SecretExpiresAt, c.RotatedSecretHash, c.RotatedSecretExpiresAt = nil, time.Time{}, nil, time.Time{}
+		case len(old.SecretHash) == 0:
+			if err := s.setSecret(&c, secret); err != nil {
+				return old, err
+			}
+			issued = true
+		case opts.RotateSecret || (c.TokenEndpointAuthMethod == AuthClientSecretJWT && len(old.SecretSealed) == 0):
+			overlap := opts.Overlap
+			if c.TokenEndpointAuthMethod == AuthClientSecretJWT {
+				overlap = 0 // only the current secret is kept sealed
+			}
+			if err := s.rotate(&c, secret, overlap, now); err != nil {
+				return old, err
+			}
+			issued = true
+		case c.TokenEndpointAuthMethod == AuthClientSecretJWT:
+			c.SecretSealed = old.SecretSealed
+		}
+		return c, nil
+	})
+	if err != nil {
+		return Metadata{}, notFound(id, err)
+	}
+	s.log.InfoContext(ctx, "client updated", "client_id", id, "secret_issued", issued)
+	out := FromClient(c)
+	if issued {
+		out.ClientSecret = secret
+	}
+	return out, nil
 }

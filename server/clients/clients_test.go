@@ -34,6 +34,12 @@ func newService(t *testing.T) (*Service, *secrets.Keyring) {
 	return New(db, ring, nil), ring
 }
 
+// The Ed25519 key of RFC 8037 Appendix A.1/A.2.
+const (
+	ed25519PublicJWK  = `{"kty":"OKP","crv":"Ed25519","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}`
+	ed25519PrivateJWK = `{"kty":"OKP","crv":"Ed25519","d":"nWGxne_9WmC6hEr0kuwsxERJxWl7MmkZcDusAxyuf2A","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}`
+)
+
 func TestCreateConfidentialClient(t *testing.T) {
 	s, ring := newService(t)
 	ctx := context.Background()
@@ -112,7 +118,7 @@ func TestMetadataRoundTripsEveryField(t *testing.T) {
 		GrantTypes: []string{"authorization_code"}, ResponseTypes: []string{"code"}, ClientName: "n",
 		ClientURI: "https://a.example", LogoURI: "https://a.example/l.png", Scope: "openid email",
 		Contacts: []string{"ops@a.example"}, TOSURI: "https://a.example/tos", PolicyURI: "https://a.example/p",
-		JWKS: json.RawMessage(`{"keys":[{"kty":"OKP"}]}`), SoftwareID: "sid", SoftwareVersion: "1", SoftwareStatement: "eyJ",
+		JWKS: json.RawMessage(`{"keys":[` + ed25519PublicJWK + `]}`), SoftwareID: "sid", SoftwareVersion: "1", SoftwareStatement: "eyJ",
 		ApplicationType: "web", SectorIdentifierURI: "https://a.example/s", SubjectType: "public",
 		IDTokenSignedResponseAlg: "ES256", UserinfoSignedResponseAlg: "RS256", RequestObjectSigningAlg: "PS256",
 		TokenEndpointAuthSigningAlg: "EdDSA", DefaultMaxAge: 3600, RequireAuthTime: true, DefaultACRValues: []string{"1"},
@@ -174,10 +180,18 @@ func TestValidationErrors(t *testing.T) {
 			m.GrantTypes, m.TokenEndpointAuthMethod = []string{"client_credentials"}, "none"
 		}, CodeInvalidClientMetadata, "needs an authenticated client"},
 		{"unknown auth", func(m *Metadata) { m.TokenEndpointAuthMethod = "tls_client_auth" }, CodeInvalidClientMetadata, "token_endpoint_auth_method"},
-		{"client_secret_jwt", func(m *Metadata) { m.TokenEndpointAuthMethod = "client_secret_jwt" }, CodeInvalidClientMetadata, "not stored"},
+		{"client_secret_jwt with RS256", func(m *Metadata) {
+			m.TokenEndpointAuthMethod, m.TokenEndpointAuthSigningAlg = "client_secret_jwt", "RS256"
+		}, CodeInvalidClientMetadata, "use one of HS256, HS384, HS512"},
+		{"private_key_jwt with HS256", func(m *Metadata) {
+			m.TokenEndpointAuthMethod, m.TokenEndpointAuthSigningAlg, m.JWKSURI = "private_key_jwt", "HS256", "https://a.example/j"
+		}, CodeInvalidClientMetadata, "token_endpoint_auth_signing_alg"},
+		{"private jwk", func(m *Metadata) { m.JWKS = json.RawMessage(`{"keys":[` + ed25519PrivateJWK + `]}`) }, CodeInvalidClientMetadata, `private or symmetric member "d"`},
+		{"symmetric jwk", func(m *Metadata) { m.JWKS = json.RawMessage(`{"keys":[{"kty":"oct","k":"c2VjcmV0"}]}`) }, CodeInvalidClientMetadata, `member "k"`},
+		{"unparsable jwk", func(m *Metadata) { m.JWKS = json.RawMessage(`{"keys":[{"kty":"OKP"}]}`) }, CodeInvalidClientMetadata, "not a valid JSON Web Key Set"},
 		{"pkjwt without keys", func(m *Metadata) { m.TokenEndpointAuthMethod = "private_key_jwt" }, CodeInvalidClientMetadata, "jwks_uri or jwks"},
 		{"jwks and uri", func(m *Metadata) {
-			m.JWKS, m.JWKSURI = json.RawMessage(`{"keys":[{}]}`), "https://a.example/j"
+			m.JWKS, m.JWKSURI = json.RawMessage(`{"keys":[`+ed25519PublicJWK+`]}`), "https://a.example/j"
 		}, CodeInvalidClientMetadata, "must not both"},
 		{"bad jwks", func(m *Metadata) { m.JWKS = json.RawMessage(`[1]`) }, CodeInvalidClientMetadata, "JSON Web Key Set"},
 		{"bad scope", func(m *Metadata) { m.Scope = `openid "quoted"` }, CodeInvalidClientMetadata, "scope"},
@@ -267,5 +281,133 @@ func TestVerifySecretHonoursExpiry(t *testing.T) {
 	}
 	if s.VerifySecret(storage.Client{}, "") {
 		t.Error("public client matched an empty secret")
+	}
+}
+
+// client_secret_jwt: the server must know the secret to check HMAC
+// assertions (RFC 7523 §3), so it is kept sealed, bound to the client.
+func TestClientSecretJWTKeepsTheSecretSealed(t *testing.T) {
+	s, _ := newService(t)
+	ctx := context.Background()
+	md, err := s.Create(ctx, Metadata{GrantTypes: []string{"client_credentials"}, TokenEndpointAuthMethod: "client_secret_jwt",
+		TokenEndpointAuthSigningAlg: "HS256"}, CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, _ := s.Get(ctx, md.ClientID)
+	got, err := s.SharedSecret(c)
+	if err != nil || string(got) != md.ClientSecret || md.ClientSecret == "" || !s.VerifySecret(c, md.ClientSecret) {
+		t.Fatalf("SharedSecret = %q, %v; issued %q", got, err, md.ClientSecret)
+	}
+	if strings.Contains(string(c.SecretSealed), md.ClientSecret) {
+		t.Error("sealed secret holds the plaintext")
+	}
+	moved := c
+	moved.ID = "other"
+	if _, err := s.SharedSecret(moved); !errors.Is(err, secrets.ErrOpen) {
+		t.Errorf("box moved to another client opened: %v", err)
+	}
+
+	if _, err := s.RotateSecret(ctx, md.ClientID, time.Hour); err == nil || !strings.Contains(err.Error(), "cannot overlap") {
+		t.Errorf("overlap on client_secret_jwt: %v", err)
+	}
+	secret, err := s.RotateSecret(ctx, md.ClientID, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, _ = s.Get(ctx, md.ClientID)
+	if got, err := s.SharedSecret(c); err != nil || string(got) != secret || s.VerifySecret(c, md.ClientSecret) {
+		t.Errorf("after rotation: %q %v", got, err)
+	}
+
+	// Other methods keep no sealed secret.
+	basic, err := s.Create(ctx, Metadata{GrantTypes: []string{"client_credentials"}}, CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, _ = s.Get(ctx, basic.ClientID)
+	if len(c.SecretSealed) != 0 {
+		t.Error("client_secret_basic client has a sealed secret")
+	}
+	if _, err := s.SharedSecret(c); err == nil {
+		t.Error("SharedSecret of a client_secret_basic client")
+	}
+}
+
+// RFC 7592 §2.2: an update replaces the metadata; the secret follows the
+// authentication method.
+func TestUpdate(t *testing.T) {
+	s, _ := newService(t)
+	ctx := context.Background()
+	created, err := s.Create(ctx, Metadata{ClientName: "a", RedirectURIs: []string{"https://a.example/cb"}, Scope: "openid"},
+		CreateOptions{Trusted: true, RegistrationAccessTokenHash: []byte("rat-hash")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := created.ClientID
+	if _, err := s.Update(ctx, id, Metadata{RedirectURIs: []string{"https://a.example/cb"}, FirstParty: true}, UpdateOptions{}); err == nil {
+		t.Error("untrusted update set first_party")
+	}
+	if _, err := s.Update(ctx, id, Metadata{FirstParty: true, AccessTokenLifetime: 60, RedirectURIs: []string{"https://a.example/cb"}}, UpdateOptions{Trusted: true}); err != nil {
+		t.Fatal(err)
+	}
+
+	// A full replacement: the name and scope go; policy, hash and secret stay.
+	md, err := s.Update(ctx, id, Metadata{RedirectURIs: []string{"https://b.example/cb"}}, UpdateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, _ := s.Get(ctx, id)
+	if md.ClientName != "" || md.Scope != "" || md.RedirectURIs[0] != "https://b.example/cb" || md.ClientSecret != "" ||
+		!c.FirstParty || c.AccessTokenLifetime != time.Minute || string(c.RegistrationAccessTokenHash) != "rat-hash" ||
+		!s.VerifySecret(c, created.ClientSecret) || md.ClientIDIssuedAt != created.ClientIDIssuedAt {
+		t.Errorf("after replacement: %+v", md)
+	}
+
+	// Asked for, a new secret; the old one overlaps.
+	md, err = s.Update(ctx, id, Metadata{RedirectURIs: []string{"https://b.example/cb"}}, UpdateOptions{RotateSecret: true, Overlap: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, _ = s.Get(ctx, id)
+	if md.ClientSecret == "" || md.ClientSecret == created.ClientSecret || !s.VerifySecret(c, md.ClientSecret) || !s.VerifySecret(c, created.ClientSecret) {
+		t.Errorf("rotation on update: %+v", md)
+	}
+
+	// Public: the secret goes. Confidential again: a new one.
+	if _, err := s.Update(ctx, id, Metadata{RedirectURIs: []string{"https://b.example/cb"}, TokenEndpointAuthMethod: "none"}, UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	c, _ = s.Get(ctx, id)
+	if len(c.SecretHash) != 0 || len(c.RotatedSecretHash) != 0 || s.VerifySecret(c, md.ClientSecret) {
+		t.Error("public client kept a secret")
+	}
+	if _, err := s.Update(ctx, id, Metadata{RedirectURIs: []string{"https://b.example/cb"}, TokenEndpointAuthMethod: "none"}, UpdateOptions{RotateSecret: true}); err == nil {
+		t.Error("rotated the secret of a public client")
+	}
+	md, err = s.Update(ctx, id, Metadata{RedirectURIs: []string{"https://b.example/cb"}, TokenEndpointAuthMethod: "client_secret_jwt"}, UpdateOptions{})
+	if err != nil || md.ClientSecret == "" {
+		t.Fatalf("to client_secret_jwt: %+v %v", md, err)
+	}
+	c, _ = s.Get(ctx, id)
+	if got, err := s.SharedSecret(c); err != nil || string(got) != md.ClientSecret {
+		t.Errorf("sealed secret after switching to client_secret_jwt: %v", err)
+	}
+	// Back to basic: same secret, no longer sealed.
+	md2, err := s.Update(ctx, id, Metadata{RedirectURIs: []string{"https://b.example/cb"}}, UpdateOptions{})
+	c, _ = s.Get(ctx, id)
+	if err != nil || md2.ClientSecret != "" || len(c.SecretSealed) != 0 || !s.VerifySecret(c, md.ClientSecret) {
+		t.Errorf("back to client_secret_basic: %v", err)
+	}
+
+	checkErr := errors.New("no")
+	if _, err := s.Update(ctx, id, Metadata{RedirectURIs: []string{"https://c.example/cb"}}, UpdateOptions{Check: func(storage.Client) error { return checkErr }}); !errors.Is(err, checkErr) {
+		t.Errorf("Check error: %v", err)
+	}
+	if c2, _ := s.Get(ctx, id); c2.RedirectURIs[0] != "https://b.example/cb" {
+		t.Error("a failed Check still wrote")
+	}
+	if _, err := s.Update(ctx, "nope", Metadata{RedirectURIs: []string{"https://c.example/cb"}}, UpdateOptions{}); !errors.Is(err, storage.ErrNotFound) {
+		t.Errorf("Update missing: %v", err)
 	}
 }

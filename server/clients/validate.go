@@ -7,6 +7,8 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+
+	jose "github.com/go-jose/go-jose/v4"
 )
 
 // Error codes of RFC 7591 §3.2.2.
@@ -43,6 +45,7 @@ const (
 	AuthNone              = "none"
 	AuthClientSecretBasic = "client_secret_basic"
 	AuthClientSecretPost  = "client_secret_post"
+	AuthClientSecretJWT   = "client_secret_jwt"
 	AuthPrivateKeyJWT     = "private_key_jwt"
 
 	AppWeb    = "web"
@@ -52,11 +55,15 @@ const (
 var (
 	grantTypes    = []string{GrantAuthorizationCode, GrantRefreshToken, GrantClientCredentials}
 	responseTypes = []string{ResponseTypeCode}
-	authMethods   = []string{AuthClientSecretBasic, AuthClientSecretPost, AuthPrivateKeyJWT, AuthNone}
+	authMethods   = []string{AuthClientSecretBasic, AuthClientSecretPost, AuthClientSecretJWT, AuthPrivateKeyJWT, AuthNone}
 	// Algorithms Gatehouse signs with (ID tokens, userinfo).
 	signingAlgs = []string{"RS256", "ES256", "EdDSA", "PS256"}
 	// Asymmetric algorithms accepted on client assertions and request objects.
 	clientAlgs = []string{"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"}
+	// HMAC algorithms of client_secret_jwt assertions (RFC 7523 §3, OIDC Core §9).
+	hmacAlgs = []string{"HS256", "HS384", "HS512"}
+	// JWK members that only private or symmetric keys have (RFC 7518 §6).
+	privateJWKMembers = []string{"d", "p", "q", "dp", "dq", "qi", "oth", "k"}
 	// Schemes that run code or read local data in a browser.
 	forbiddenSchemes = []string{"javascript", "data", "vbscript", "file", "blob", "about", "filesystem"}
 )
@@ -108,9 +115,6 @@ func validate(m Metadata, trusted bool) error {
 		return err
 	}
 	if err := oneOf("token_endpoint_auth_method", m.TokenEndpointAuthMethod, authMethods); err != nil {
-		if m.TokenEndpointAuthMethod == "client_secret_jwt" {
-			return badMetadata("token_endpoint_auth_method client_secret_jwt is not supported (the secret is not stored): use private_key_jwt or client_secret_basic")
-		}
 		return err
 	}
 	// RFC 7591 §2.1: grant types and response types must agree.
@@ -132,11 +136,8 @@ func validate(m Metadata, trusted bool) error {
 		return badMetadata("jwks_uri and jwks must not both be set (RFC 7591 §2): keep one")
 	}
 	if len(m.JWKS) > 0 {
-		var set struct {
-			Keys []json.RawMessage `json:"keys"`
-		}
-		if err := json.Unmarshal(m.JWKS, &set); err != nil || len(set.Keys) == 0 {
-			return badMetadata("jwks must be a JSON Web Key Set: an object with a non-empty keys array")
+		if err := publicJWKS(m.JWKS); err != nil {
+			return err
 		}
 	}
 
@@ -197,6 +198,10 @@ func validate(m Metadata, trusted bool) error {
 	if m.SubjectType != "" && m.SubjectType != "public" {
 		return badMetadata("subject_type %q is not supported: use public", m.SubjectType)
 	}
+	assertionAlgs := clientAlgs
+	if m.TokenEndpointAuthMethod == AuthClientSecretJWT {
+		assertionAlgs = hmacAlgs
+	}
 	for _, f := range []struct {
 		key, v string
 		algs   []string
@@ -204,7 +209,7 @@ func validate(m Metadata, trusted bool) error {
 		{"id_token_signed_response_alg", m.IDTokenSignedResponseAlg, signingAlgs},
 		{"userinfo_signed_response_alg", m.UserinfoSignedResponseAlg, signingAlgs},
 		{"request_object_signing_alg", m.RequestObjectSigningAlg, clientAlgs},
-		{"token_endpoint_auth_signing_alg", m.TokenEndpointAuthSigningAlg, clientAlgs},
+		{"token_endpoint_auth_signing_alg", m.TokenEndpointAuthSigningAlg, assertionAlgs},
 	} {
 		if f.v != "" && !slices.Contains(f.algs, f.v) {
 			return badMetadata("%s %q is not supported: use one of %s", f.key, f.v, strings.Join(f.algs, ", "))
@@ -222,6 +227,35 @@ func validate(m Metadata, trusted bool) error {
 	}
 	if m.AccessTokenLifetime < 0 || m.RefreshTokenLifetime < 0 || m.IDTokenLifetime < 0 {
 		return badMetadata("lifetimes must not be negative (0 uses the server default)")
+	}
+	return nil
+}
+
+// publicJWKS checks that raw is a JWK Set (RFC 7517 §5) of public keys only:
+// a client publishes its verification keys, and a private or symmetric key
+// sent here would be a leaked secret.
+func publicJWKS(raw json.RawMessage) error {
+	var members struct {
+		Keys []map[string]json.RawMessage `json:"keys"`
+	}
+	if err := json.Unmarshal(raw, &members); err != nil || len(members.Keys) == 0 {
+		return badMetadata("jwks must be a JSON Web Key Set: an object with a non-empty keys array")
+	}
+	for i, k := range members.Keys {
+		for _, name := range privateJWKMembers {
+			if _, ok := k[name]; ok {
+				return badMetadata("jwks.keys[%d] has the private or symmetric member %q: publish only public keys", i, name)
+			}
+		}
+	}
+	var set jose.JSONWebKeySet
+	if err := json.Unmarshal(raw, &set); err != nil {
+		return badMetadata("jwks is not a valid JSON Web Key Set: %v", err)
+	}
+	for i, k := range set.Keys {
+		if !k.Valid() || !k.IsPublic() {
+			return badMetadata("jwks.keys[%d] is not a usable public key (RSA, EC or OKP)", i)
+		}
 	}
 	return nil
 }
