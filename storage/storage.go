@@ -120,6 +120,10 @@ type Client struct {
 	FirstParty           bool          `json:"first_party,omitempty"` // skips the consent page
 	// RegistrationAccessTokenHash is the keyed hash of the RFC 7592 registration access token.
 	RegistrationAccessTokenHash []byte `json:"registration_access_token_hash,omitempty"`
+	// SecretSealed is the client secret encrypted with the system keyring, kept
+	// only for clients using client_secret_jwt: the server must know the secret
+	// to verify their HMAC assertions (RFC 7523 §3, OpenID Connect Core §9).
+	SecretSealed []byte `json:"secret_sealed,omitempty"`
 
 	CreatedAt time.Time `json:"created_at"`
 	UpdatedAt time.Time `json:"updated_at"`
@@ -164,6 +168,34 @@ type SigningKey struct {
 type KeySet struct {
 	Version int64
 	Keys    []SigningKey
+}
+
+// RegistrationToken is an initial access token for dynamic client
+// registration (RFC 7591 §3). It stays listed once used up (UsesLeft 0) until
+// deleted; from ExpiresAt on it does not exist.
+type RegistrationToken struct {
+	ID          string // hex of a keyed hash of the token; the token itself is never stored
+	Description string
+	UsesLeft    int       // -1: unlimited
+	ExpiresAt   time.Time // zero: never
+	CreatedAt   time.Time // required
+}
+
+// UnlimitedUses is RegistrationToken.UsesLeft for a token without a use limit.
+const UnlimitedUses = -1
+
+// LogoutNotification is one pending OpenID Connect Back-Channel Logout 1.0
+// delivery (§2.5): the logout token's claims for one client, signed when it is
+// sent. It stays queued until delivered (CompleteLogout) or given up on.
+type LogoutNotification struct {
+	ID            string
+	ClientID      string
+	URL           string // the client's backchannel_logout_uri
+	Payload       []byte // claims JSON; signed at delivery
+	Attempts      int
+	NextAttemptAt time.Time // required: when it is next due (set it to now to send at once)
+	CreatedAt     time.Time // required
+	LastError     string
 }
 
 // Page asks for one page of a listing ordered by ID: the items after After
@@ -334,6 +366,55 @@ type RequestStore interface {
 	RevokeGrant(ctx context.Context, requestID string, kinds ...RequestKind) error
 	// ApplyRequests applies a batch all or nothing; see RequestBatch.
 	ApplyRequests(ctx context.Context, b RequestBatch) error
+	// RevokeGrantsBySubject deletes every record of every grant that has an
+	// unexpired record with this subject (signing a user out everywhere), and
+	// returns how many grants it revoked. The subject must not be empty.
+	RevokeGrantsBySubject(ctx context.Context, subject string) (int, error)
+	// RevokeGrantsByClient is RevokeGrantsBySubject for a client ID (a client
+	// deleted or disabled, RFC 7592 §2.3).
+	RevokeGrantsByClient(ctx context.Context, clientID string) (int, error)
+}
+
+// RegistrationTokenStore holds initial access tokens (RFC 7591 §3).
+type RegistrationTokenStore interface {
+	// CreateRegistrationToken fails with ErrConflict on a duplicate ID (an
+	// expired token's ID is free).
+	CreateRegistrationToken(ctx context.Context, t RegistrationToken) error
+	// UseRegistrationToken atomically consumes one use of the token and
+	// returns it as it is after the use (UsesLeft one less, unless unlimited).
+	// ErrNotFound when it is absent, expired or used up: of any number of
+	// concurrent callers on a token with N uses left, exactly N succeed.
+	UseRegistrationToken(ctx context.Context, id string) (RegistrationToken, error)
+	// ListRegistrationTokens lists the unexpired tokens, used up ones
+	// included, ordered by ID.
+	ListRegistrationTokens(ctx context.Context) ([]RegistrationToken, error)
+	// DeleteRegistrationToken returns ErrNotFound when the token is absent or expired.
+	DeleteRegistrationToken(ctx context.Context, id string) error
+}
+
+// LogoutOutbox is a durable queue of back-channel logout deliveries, shared
+// by every replica, so that a restart loses none (OpenID Connect Back-Channel
+// Logout 1.0 §2.5 asks the OP to retry failed deliveries).
+type LogoutOutbox interface {
+	// EnqueueLogouts adds notifications all or nothing: ErrConflict when an
+	// ID is queued already, and then none is added.
+	EnqueueLogouts(ctx context.Context, ns []LogoutNotification) error
+	// ClaimLogouts returns up to limit notifications (DefaultPageLimit when
+	// limit <= 0) whose NextAttemptAt is at or before now, earliest first
+	// (then by ID), and atomically moves their NextAttemptAt to leaseUntil,
+	// so that a replica claiming at the same time gets other ones. They are
+	// returned as stored after the claim. A claimed notification that is
+	// neither completed nor retried is due again at leaseUntil.
+	ClaimLogouts(ctx context.Context, now, leaseUntil time.Time, limit int) ([]LogoutNotification, error)
+	// CompleteLogout deletes a delivered notification; ErrNotFound when absent.
+	CompleteLogout(ctx context.Context, id string) error
+	// RetryLogout records a failed attempt: it sets Attempts, NextAttemptAt
+	// and LastError. ErrNotFound when absent.
+	RetryLogout(ctx context.Context, id string, attempts int, next time.Time, lastErr string) error
+	// ListLogouts lists up to limit notifications (DefaultPageLimit when
+	// limit <= 0) in the order ClaimLogouts takes them, due or not, for the
+	// admin view.
+	ListLogouts(ctx context.Context, limit int) ([]LogoutNotification, error)
 }
 
 // ReplayCache remembers single-use identifiers such as client-assertion jti values.
@@ -364,6 +445,8 @@ type Durable interface {
 	ClientStore
 	ConsentStore
 	KeyStore
+	RegistrationTokenStore
+	LogoutOutbox
 	Pinger
 	Close() error
 }

@@ -43,6 +43,8 @@ type Store struct {
 	clients   map[string]storage.Client
 	consents  map[string]map[string]storage.Consent // subject -> client ID -> consent
 	keySet    storage.KeySet
+	regTokens map[string]storage.RegistrationToken
+	logouts   map[string]storage.LogoutNotification
 
 	sessions   map[string]storage.Session
 	bySubject  map[string]map[string]struct{} // subject -> session IDs
@@ -82,6 +84,8 @@ func New() *Store {
 		emails:     make(map[string]string),
 		clients:    make(map[string]storage.Client),
 		consents:   make(map[string]map[string]storage.Consent),
+		regTokens:  make(map[string]storage.RegistrationToken),
+		logouts:    make(map[string]storage.LogoutNotification),
 		sessions:   make(map[string]storage.Session),
 		bySubject:  make(map[string]map[string]struct{}),
 		requests:   make(map[requestKey]storage.Request),
@@ -312,6 +316,7 @@ func cloneClient(c storage.Client) storage.Client {
 	c.PostLogoutRedirectURIs = slices.Clone(c.PostLogoutRedirectURIs)
 	c.Audience = slices.Clone(c.Audience)
 	c.RegistrationAccessTokenHash = bytes.Clone(c.RegistrationAccessTokenHash)
+	c.SecretSealed = bytes.Clone(c.SecretSealed)
 	c.CreatedAt, c.UpdatedAt = norm(c.CreatedAt), norm(c.UpdatedAt)
 	return c
 }
@@ -806,6 +811,41 @@ func (s *Store) ApplyRequests(_ context.Context, b storage.RequestBatch) error {
 		s.revokeLocked(id, nil)
 	}
 	return nil
+}
+
+// revokeWhereLocked revokes every grant with a live record that match
+// selects, and returns how many grants it revoked.
+func (s *Store) revokeWhereLocked(now time.Time, match func(storage.Request) bool) int {
+	grants := make(map[string]struct{})
+	for _, r := range s.requests {
+		if now.Before(r.ExpiresAt) && match(r) {
+			grants[r.RequestID] = struct{}{}
+		}
+	}
+	for id := range grants {
+		s.revokeLocked(id, nil)
+	}
+	return len(grants)
+}
+
+// RevokeGrantsBySubject implements storage.RequestStore.
+func (s *Store) RevokeGrantsBySubject(_ context.Context, subject string) (int, error) {
+	if subject == "" {
+		return 0, errors.New("revoking grants by subject: empty subject")
+	}
+	now := s.lock()
+	defer s.mu.Unlock()
+	return s.revokeWhereLocked(now, func(r storage.Request) bool { return r.Subject == subject }), nil
+}
+
+// RevokeGrantsByClient implements storage.RequestStore.
+func (s *Store) RevokeGrantsByClient(_ context.Context, clientID string) (int, error) {
+	if clientID == "" {
+		return 0, errors.New("revoking grants by client: empty client id")
+	}
+	now := s.lock()
+	defer s.mu.Unlock()
+	return s.revokeWhereLocked(now, func(r storage.Request) bool { return r.ClientID == clientID }), nil
 }
 
 // ---------------------------------------------------------------------------

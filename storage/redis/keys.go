@@ -16,6 +16,8 @@ import (
 //	<prefix>req:{<grant>}:<kind>:<sig>      request record (hash: d=codec, a=active, x=expiry µs)
 //	<prefix>grant:{<grant>}                 sorted set: "<kind>:<sig>" members scored by expiry (ms)
 //	<prefix>sig:<kind>:<sig>                grant id of the record, for lookups by signature
+//	<prefix>gsub:<subject>                  sorted set: grant ids with a record of the subject, scored by expiry (ms)
+//	<prefix>gcli:<client id>                sorted set: grant ids with a record of the client, scored by expiry (ms)
 //	<prefix>once:<id>                       replay cache entry
 //	<prefix>thr:<key>                       throttle counter
 //
@@ -28,6 +30,11 @@ func (k keys) subject(sub string) string      { return k.prefix + "subj:" + sub 
 func (k keys) once(id string) string          { return k.prefix + "once:" + id }
 func (k keys) throttle(key string) string     { return k.prefix + "thr:" + key }
 func (k keys) grantIndex(grant string) string { return k.prefix + "grant:" + tag(grant) }
+
+// The owner indexes live outside any grant's hash tag: revocation by owner
+// reads one and then runs the grant script once per grant.
+func (k keys) subjectGrants(sub string) string   { return k.prefix + "gsub:" + sub }
+func (k keys) clientGrants(client string) string { return k.prefix + "gcli:" + client }
 
 // requestBase is the common start of every record key of a grant; the grant
 // script appends an index member to it to find a record.

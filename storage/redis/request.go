@@ -66,8 +66,39 @@ func (r *scriptRefusal) sentinel() error {
 }
 
 // run applies ops atomically and returns the index members it removed. A
-// refusal comes back as *scriptRefusal, with nothing written.
+// refusal comes back as *scriptRefusal, with nothing written. The grants of
+// the records ops creates join their subject's and client's owner indexes in
+// the same round trip (see ownerIndexCalls).
 func (s *Store) run(ctx context.Context, ops *grantOps, now time.Time) ([]string, error) {
+	keys, args, err := s.grantScriptArgs(ops, now)
+	if err != nil {
+		return nil, err
+	}
+	calls := append([]scriptCall{{grantScript, keys, args}}, s.ownerIndexCalls(ops.create)...)
+	cmds, err := s.evalPipelined(ctx, calls)
+	if err != nil {
+		return nil, err
+	}
+	res, err := cmds[0].Slice()
+	if err != nil {
+		return nil, err
+	}
+	removed, err := parseGrantReply(res)
+	if err != nil {
+		return nil, err
+	}
+	for _, c := range cmds[1:] {
+		if err := c.Err(); err != nil {
+			// The records are written and their pointers claimed, so failing
+			// the create now would leave them half there; only a revocation
+			// by owner can miss this grant. Say so loudly.
+			s.log.Error("indexing grant by subject and client", "error", err.Error())
+		}
+	}
+	return removed, nil
+}
+
+func (s *Store) grantScriptArgs(ops *grantOps, now time.Time) ([]string, []any, error) {
 	keys := make([]string, 0, 1+len(ops.deactivate)+len(ops.create)+len(ops.delete))
 	keys = append(keys, s.keys.grantIndex(ops.grant))
 	for _, r := range ops.deactivate {
@@ -92,7 +123,7 @@ func (s *Store) run(ctx context.Context, ops *grantOps, now time.Time) ([]string
 	for _, r := range ops.create {
 		b, err := encodeRequest(r)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		active := "0"
 		if r.Active {
@@ -103,10 +134,10 @@ func (s *Store) run(ctx context.Context, ops *grantOps, now time.Time) ([]string
 	for _, r := range ops.delete {
 		args = append(args, member(r.Kind, r.Signature))
 	}
-	res, err := grantScript.Run(ctx, s.client, keys, args...).Slice()
-	if err != nil {
-		return nil, err
-	}
+	return keys, args, nil
+}
+
+func parseGrantReply(res []any) ([]string, error) {
 	if len(res) == 0 {
 		return nil, errors.New("grant script: empty reply")
 	}

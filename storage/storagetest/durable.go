@@ -47,6 +47,14 @@ func durableCases() []durableCase {
 		{"Keys/AllFieldsRoundTrip", testKeysAllFields},
 		{"Keys/Isolation", testKeysIsolation},
 		{"Keys/ConcurrentReplace", testKeysConcurrentReplace},
+		{"RegistrationTokens/CRUD", testRegTokensCRUD},
+		{"RegistrationTokens/UsedUp", testRegTokensUsedUp},
+		{"RegistrationTokens/Expired", testRegTokensExpired},
+		{"RegistrationTokens/ConcurrentUse", testRegTokensConcurrentUse},
+		{"Logouts/EnqueueList", testLogoutsEnqueueList},
+		{"Logouts/EnqueueAllOrNothing", testLogoutsAllOrNothing},
+		{"Logouts/ClaimLeaseRetryComplete", testLogoutsClaim},
+		{"Logouts/ConcurrentClaims", testLogoutsConcurrentClaims},
 	}
 }
 
@@ -498,6 +506,7 @@ func fullClient(id string) storage.Client {
 		IDTokenLifetime:                    time.Hour,
 		FirstParty:                         true,
 		RegistrationAccessTokenHash:        []byte{0x7f, 0x80, 0x00},
+		SecretSealed:                       []byte{0x01, 0xa7, 0x00, 0xff, 0x9c},
 		CreatedAt:                          base,
 		UpdatedAt:                          base.Add(time.Minute + 1),
 	}

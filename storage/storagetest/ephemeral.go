@@ -38,6 +38,8 @@ func ephemeralCases() []ephemeralCase {
 		{"Requests/ApplyCreateConflict", testApplyCreateConflict},
 		{"Requests/DeactivateOnce", testDeactivateOnce},
 		{"Requests/ApplyOnce", testApplyOnce},
+		{"Requests/RevokeGrantsBySubject", testRevokeGrantsBySubject},
+		{"Requests/RevokeGrantsByClient", testRevokeGrantsByClient},
 		{"ReplayCache/UseOnce", testUseOnce},
 		{"ReplayCache/ConcurrentUseOnce", testConcurrentUseOnce},
 		{"Throttle/HitCountReset", testThrottle},
