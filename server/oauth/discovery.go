@@ -30,7 +30,7 @@ func (p *Provider) metadata() map[string]any {
 	scopes := append(slices.Clone(standardScopes), p.cfg.ScopesSupported...)
 	slices.Sort(scopes)
 	scopes = slices.Compact(scopes)
-	authMethods := []string{"client_secret_basic", "client_secret_post", "private_key_jwt", "none"}
+	authMethods := authMethodsSupported // clientauth.go
 	return map[string]any{
 		"issuer":                                           p.issuer,
 		"authorization_endpoint":                           p.issuer + p.ep.Authorize,
@@ -48,7 +48,7 @@ func (p *Provider) metadata() map[string]any {
 		"subject_types_supported":                          []string{"public"},
 		"id_token_signing_alg_values_supported":            p.cfg.IDTokenAlgs,
 		"token_endpoint_auth_methods_supported":            authMethods,
-		"token_endpoint_auth_signing_alg_values_supported": []string{"RS256", "ES256", "PS256"},
+		"token_endpoint_auth_signing_alg_values_supported": append(slices.Clone(allAsymmetricAlgs), hmacAlgs...),
 		"revocation_endpoint_auth_methods_supported":       authMethods,
 		// fosite's introspection endpoint authenticates clients with Basic only.
 		"introspection_endpoint_auth_methods_supported": []string{"client_secret_basic"},
@@ -63,7 +63,8 @@ func (p *Provider) metadata() map[string]any {
 		"request_parameter_supported":                    true,
 		"request_uri_parameter_supported":                true,
 		"require_request_uri_registration":               true,
-		"require_pushed_authorization_requests":          false,
+		"require_pushed_authorization_requests":          p.cfg.RequirePushedAuthorizationRequests, // RFC 9126 §5
+		"request_object_signing_alg_values_supported":    allAsymmetricAlgs,                        // never "none"
 		"prompt_values_supported":                        []string{"none", "login", "consent", "select_account"},
 		"authorization_response_iss_parameter_supported": true, // RFC 9207 §3
 	}

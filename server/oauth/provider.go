@@ -22,6 +22,7 @@ import (
 	"github.com/ory/fosite/token/hmac"
 	"github.com/ory/fosite/token/jwt"
 
+	"github.com/gatehouse-idp/gatehouse/server/jwksfetch"
 	"github.com/gatehouse-idp/gatehouse/server/secrets"
 	"github.com/gatehouse-idp/gatehouse/storage"
 )
@@ -105,6 +106,14 @@ type Config struct {
 	IDTokenAlgs []string
 	// ScopesSupported adds scopes to the advertised standard ones.
 	ScopesSupported []string
+
+	// RequirePushedAuthorizationRequests makes every client push its
+	// authorization requests (RFC 9126 §5); a client can also be made to
+	// individually (storage.Client.RequirePushedAuthorizationRequests).
+	RequirePushedAuthorizationRequests bool
+	// JWKSFetcher fetches clients' jwks_uri and request_uri documents;
+	// nil is a fetcher refusing internal addresses (see server/jwksfetch).
+	JWKSFetcher *jwksfetch.Fetcher
 
 	Logger *slog.Logger
 	Now    func() time.Time
@@ -219,6 +228,7 @@ func New(cfg Config) (*Provider, error) {
 		log:       cfg.Logger,
 		now:       cfg.Now,
 	}
+	p.installClientPolicy() // clientauth.go, requestobject.go
 	if err := p.encodeDiscovery(); err != nil {
 		return nil, err
 	}
