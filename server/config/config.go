@@ -29,6 +29,8 @@ type Config struct {
 	HTTP         HTTP         `yaml:"http"`
 	UI           UI           `yaml:"ui"`
 	Registration Registration `yaml:"registration"`
+	OAuth        OAuth        `yaml:"oauth"`
+	Clients      Clients      `yaml:"clients"`
 }
 
 // Listen holds the listen addresses.
@@ -135,6 +137,22 @@ type Registration struct {
 	SecretRotationOverlap time.Duration `yaml:"secret_rotation_overlap"`
 	// MaxBodyBytes caps a registration request's body.
 	MaxBodyBytes int64 `yaml:"max_body_bytes"`
+}
+
+// OAuth holds server-wide protocol policy.
+type OAuth struct {
+	// RequirePushedAuthorizationRequests makes every client push its
+	// authorization requests first (RFC 9126 §5); without it, only clients
+	// registered with require_pushed_authorization_requests must.
+	RequirePushedAuthorizationRequests bool `yaml:"require_pushed_authorization_requests"`
+}
+
+// Clients holds policy about registered clients.
+type Clients struct {
+	// AllowPrivateJWKSURI lets a client's jwks_uri and request_uri resolve to
+	// loopback, private, link-local or CGNAT addresses. Off by default: a
+	// client could otherwise make the server probe its internal network.
+	AllowPrivateJWKSURI bool `yaml:"allow_private_jwks_uri"`
 }
 
 // Dev-mode defaults.
