@@ -30,3 +30,7 @@ func (s *Store) PointerKey(kind storage.RequestKind, sig string) string {
 }
 
 func (s *Store) GrantIndexKey(grant string) string { return s.keys.grantIndex(grant) }
+
+func (s *Store) SubjectGrantsKey(sub string) string { return s.keys.subjectGrants(sub) }
+
+func (s *Store) ClientGrantsKey(client string) string { return s.keys.clientGrants(client) }

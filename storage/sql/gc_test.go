@@ -79,3 +79,31 @@ func TestGarbageCollect(t *testing.T) {
 		}
 	})
 }
+
+// Expired registration tokens are collected; live ones and those without
+// expiry are kept, used up or not.
+func TestGarbageCollectRegistrationTokens(t *testing.T) {
+	backends(t, func(t *testing.T, st *sqlstore.Store) {
+		ctx := context.Background()
+		now := time.Now()
+		for _, tok := range []storage.RegistrationToken{
+			{ID: "old", UsesLeft: 1, ExpiresAt: now.Add(-time.Minute), CreatedAt: now},
+			{ID: "live", UsesLeft: 0, ExpiresAt: now.Add(time.Hour), CreatedAt: now},
+			{ID: "forever", UsesLeft: storage.UnlimitedUses, CreatedAt: now},
+		} {
+			if err := st.CreateRegistrationToken(ctx, tok); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if n, err := st.GarbageCollect(ctx, now, 0); err != nil || n != 1 {
+			t.Errorf("GarbageCollect = %d, %v; want 1 (the expired token)", n, err)
+		}
+		list, err := st.ListRegistrationTokens(ctx)
+		if err != nil || len(list) != 2 {
+			t.Errorf("ListRegistrationTokens after GC = %+v, %v; want live and forever", list, err)
+		}
+		if n, err := st.GarbageCollect(ctx, now.Add(2*time.Hour), 0); err != nil || n != 1 {
+			t.Errorf("GarbageCollect later = %d, %v; want 1 (the token that expired meanwhile)", n, err)
+		}
+	})
+}
