@@ -50,8 +50,8 @@ func (p *Provider) metadata() map[string]any {
 		"token_endpoint_auth_methods_supported":            authMethods,
 		"token_endpoint_auth_signing_alg_values_supported": append(slices.Clone(allAsymmetricAlgs), hmacAlgs...),
 		"revocation_endpoint_auth_methods_supported":       authMethods,
-		// fosite's introspection endpoint authenticates clients with Basic only.
-		"introspection_endpoint_auth_methods_supported": []string{"client_secret_basic"},
+		// Introspect moves client_secret_post credentials to Basic for fosite.
+		"introspection_endpoint_auth_methods_supported": []string{"client_secret_basic", "client_secret_post"},
 		"code_challenge_methods_supported":              []string{"S256"},
 		"claims_supported": []string{
 			"sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "acr", "amr", "sid", "azp", "at_hash", "c_hash",

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"strings"
 
 	"github.com/ory/fosite"
@@ -25,9 +26,18 @@ func (p *Provider) Token(w http.ResponseWriter, r *http.Request) {
 		p.f.WriteAccessError(ctx, w, fosite.NewAccessRequest(nil), fosite.ErrInvalidRequest.WithHintf("The %q parameter was sent more than once (RFC 6749 §3.2).", dup))
 		return
 	}
+	// duplicateParam parsed the form. Only refreshes can be retried within
+	// a grace period (see grace.go).
+	grace := p.cfg.RefreshGracePeriod > 0 && r.PostForm.Get("grant_type") == "refresh_token"
+	if grace {
+		ctx = withGraceProbe(ctx)
+	}
 	sess := NewSession(p.issuer)
 	ar, err := p.f.NewAccessRequest(ctx, r, sess)
 	if err != nil {
+		if grace && p.refreshRetry(ctx, w, ar, err) {
+			return
+		}
 		p.writeAccessError(ctx, w, ar, err)
 		return
 	}
@@ -46,10 +56,23 @@ func (p *Provider) Token(w http.ResponseWriter, r *http.Request) {
 	}
 	resp, err := p.f.NewAccessResponse(ctx, ar)
 	if err != nil {
+		if grace && p.refreshRetry(ctx, w, ar, err) {
+			return
+		}
 		p.writeAccessError(ctx, w, ar, err)
 		return
 	}
-	p.f.WriteAccessResponse(ctx, w, ar, resp)
+	if !grace {
+		p.f.WriteAccessResponse(ctx, w, ar, resp)
+		return
+	}
+	body, err := json.Marshal(resp.ToMap())
+	if err != nil {
+		p.writeAccessError(ctx, w, ar, fosite.ErrServerError.WithWrap(err).WithDebug(err.Error()))
+		return
+	}
+	p.keepGraceResponse(ctx, ar, body)
+	writeTokenResponse(w, body)
 }
 
 // writeAccessError turns a lost race on a code or refresh token (the batch
@@ -90,15 +113,18 @@ func (p *Provider) Revoke(w http.ResponseWriter, r *http.Request) {
 }
 
 // Introspect is the introspection endpoint (RFC 7662). Callers authenticate
-// as a client with HTTP Basic (RFC 7662 §2.1); unknown, expired and revoked
-// tokens are reported as {"active": false}.
+// as a client (RFC 7662 §2.1 leaves the method to the server) with HTTP Basic
+// or with client_id and client_secret in the form body (client_secret_post,
+// RFC 6749 §2.3.1), which many resource servers use; unknown, expired and
+// revoked tokens are reported as {"active": false}.
 func (p *Provider) Introspect(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
-	if _, _, ok := r.BasicAuth(); !ok {
+	r, hint := introspectionClientAuth(r)
+	if hint != "" {
 		// fosite would also accept any access token as a bearer credential;
 		// only clients may introspect here.
 		w.Header().Set("WWW-Authenticate", `Basic realm="`+p.issuer+`"`)
-		p.f.WriteIntrospectionError(ctx, w, fosite.ErrRequestUnauthorized.WithHint("Client authentication with HTTP Basic is required."))
+		p.f.WriteIntrospectionError(ctx, w, fosite.ErrRequestUnauthorized.WithHint(hint))
 		return
 	}
 	resp, err := p.f.NewIntrospectionRequest(ctx, r, NewSession(p.issuer))
@@ -108,6 +134,43 @@ func (p *Provider) Introspect(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	p.f.WriteIntrospectionResponse(ctx, w, resp)
+}
+
+// introspectionClientAuth returns the request as fosite's introspection should
+// see it: the client's credentials in HTTP Basic, the only form fosite accepts
+// there (moved from the form body for client_secret_post), and no
+// access_token parameter, which fosite would otherwise take as a bearer
+// credential in place of the client's. On refusal it returns the hint.
+func introspectionClientAuth(r *http.Request) (*http.Request, string) {
+	if r.Method != http.MethodPost {
+		return r, "" // fosite answers invalid_request
+	}
+	// An unparsable body is fosite's to report; here it just has no credentials.
+	_ = r.ParseForm()
+	_, _, basic := r.BasicAuth()
+	id, secret := r.PostForm.Get("client_id"), r.PostForm.Get("client_secret")
+	switch {
+	case basic && secret != "":
+		// RFC 6749 §2.3: a client must not use more than one method.
+		return nil, "Client credentials were sent both in the Authorization header and in the request body."
+	case r.URL.Query().Has("client_secret"):
+		// RFC 6749 §2.3.1: never in the request URI.
+		return nil, "The client secret must not be sent in the URL."
+	case !basic && (id == "" || secret == ""):
+		return nil, "Client authentication with HTTP Basic or client_secret_post is required."
+	case len(r.PostForm["client_id"]) > 1 || len(r.PostForm["client_secret"]) > 1:
+		return nil, "Client credentials were sent more than once."
+	}
+	r2 := r.Clone(r.Context()) // deep-copies Form and PostForm
+	for _, v := range []url.Values{r2.Form, r2.PostForm} {
+		v.Del("access_token")
+		v.Del("client_secret")
+	}
+	if !basic {
+		// fosite query-unescapes both (RFC 6749 §2.3.1).
+		r2.SetBasicAuth(url.QueryEscape(id), url.QueryEscape(secret))
+	}
+	return r2, ""
 }
 
 // PAR is the pushed authorization request endpoint (RFC 9126).

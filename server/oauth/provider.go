@@ -88,8 +88,10 @@ type Config struct {
 	AuthorizeCodeLifetime time.Duration // default 10m (RFC 6749 §4.1.2)
 	PARLifetime           time.Duration // default 90s (RFC 9126 §2.2)
 	InteractionLifetime   time.Duration // how long a pending authorization waits for login/consent; default 30m
-	// RefreshGracePeriod is not implemented yet: rotation is strict, and New
-	// rejects a non-zero value rather than silently ignoring it.
+	// RefreshGracePeriod, when positive, lets a client retry a refresh with
+	// the token it just rotated, for this long, and get the same new pair
+	// again instead of having the grant revoked (a lost response, two browser
+	// tabs). 0 (the default) is strict rotation (RFC 9700 §4.14.2).
 	RefreshGracePeriod time.Duration
 
 	// PKCEPublicClientsOnly requires PKCE only of public clients; by default
@@ -130,6 +132,9 @@ type Provider struct {
 	durable   storage.Durable
 	ephemeral storage.Ephemeral
 	idSigner  *keySigner
+	tokens    *tokenStrategy
+	// graceWait bounds a grace-period retry's wait for the first response.
+	graceWait time.Duration
 	log       *slog.Logger
 	now       func() time.Time
 
@@ -153,6 +158,7 @@ func New(cfg Config) (*Provider, error) {
 		RefreshTokenLifetime:  cfg.RefreshTokenLifetime,
 		PARLifetime:           cfg.PARLifetime,
 		Now:                   cfg.Now,
+		RefreshGracePeriod:    cfg.RefreshGracePeriod,
 	})
 	if err != nil {
 		return nil, err
@@ -188,11 +194,12 @@ func New(cfg Config) (*Provider, error) {
 	idSigner := &keySigner{signingKey: cfg.SigningKey, publicKeys: cfg.PublicKeys, defaultAlg: "RS256"}
 	atSigner := &keySigner{signingKey: cfg.SigningKey, publicKeys: cfg.PublicKeys, defaultAlg: cfg.AccessTokenAlg, fallbackAudience: issuer}
 	hmacStrategy := oauth2.NewHMACSHAStrategyUnPrefixed(&hmac.HMACStrategy{Config: fcfg}, fcfg)
+	tokens := &tokenStrategy{
+		hmac: hmacStrategy,
+		jwt:  &oauth2.DefaultJWTStrategy{Signer: atSigner, HMACSHAStrategy: hmacStrategy, Config: fcfg},
+	}
 	strategy := &compose.CommonStrategy{
-		CoreStrategy: &tokenStrategy{
-			hmac: hmacStrategy,
-			jwt:  &oauth2.DefaultJWTStrategy{Signer: atSigner, HMACSHAStrategy: hmacStrategy, Config: fcfg},
-		},
+		CoreStrategy:               tokens,
 		OpenIDConnectTokenStrategy: &openid.DefaultStrategy{Signer: idSigner, Config: fcfg},
 		Signer:                     idSigner,
 	}
@@ -225,6 +232,8 @@ func New(cfg Config) (*Provider, error) {
 		durable:   cfg.Stores.Durable,
 		ephemeral: cfg.Stores.Ephemeral,
 		idSigner:  idSigner,
+		tokens:    tokens,
+		graceWait: defaultGraceWait,
 		log:       cfg.Logger,
 		now:       cfg.Now,
 	}
@@ -256,8 +265,8 @@ func validate(cfg *Config) error {
 	if cfg.Interaction == nil {
 		errs = append(errs, errors.New("an interaction (login/consent) is required"))
 	}
-	if cfg.RefreshGracePeriod != 0 {
-		errs = append(errs, errors.New("refresh grace period is not supported yet: rotation is strict"))
+	if cfg.RefreshGracePeriod < 0 {
+		errs = append(errs, fmt.Errorf("refresh grace period %s must not be negative (0 is off)", cfg.RefreshGracePeriod))
 	}
 	if len(errs) > 0 {
 		return fmt.Errorf("oauth config: %w", errors.Join(errs...))

@@ -109,7 +109,8 @@ func aliceDecision(req AuthorizeRequest) *Decision {
 	}
 }
 
-func newEnv(t *testing.T, st storage.Stores) *env {
+// newEnv starts a provider over st; opts adjust its config.
+func newEnv(t *testing.T, st storage.Stores, opts ...func(*Config)) *env {
 	t.Helper()
 	ctx := context.Background()
 	e := &env{t: t, st: st, keys: newTestKeys(t)}
@@ -124,7 +125,7 @@ func newEnv(t *testing.T, st storage.Stores) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e.p, err = New(Config{
+	cfg := Config{
 		Issuer:      e.issuer,
 		Stores:      st,
 		Ring:        ring,
@@ -136,7 +137,11 @@ func newEnv(t *testing.T, st storage.Stores) *env {
 			w.WriteHeader(status)
 			fmt.Fprintf(w, "<h1>%s</h1><p>%s</p>", title, msg)
 		},
-	})
+	}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	e.p, err = New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -754,7 +759,7 @@ func TestPushedAuthorizationRequest(t *testing.T) {
 }
 
 func TestNewRejectsBadConfig(t *testing.T) {
-	_, err := New(Config{Issuer: "ftp://x", RefreshGracePeriod: time.Second})
+	_, err := New(Config{Issuer: "ftp://x", RefreshGracePeriod: -time.Second})
 	if err == nil {
 		t.Fatal("bad config accepted")
 	}

@@ -33,6 +33,8 @@ type Store struct {
 	// fallback lifetimes for records whose session carries no expiry.
 	lifetimes storeLifetimes
 	newClient func(storage.Client) fosite.Client
+	// grace is the refresh token grace period; 0 is strict rotation.
+	grace time.Duration
 }
 
 type storeLifetimes struct {
@@ -62,6 +64,9 @@ type StoreConfig struct {
 	// NewClient wraps a stored client; nil uses the package's own Client with
 	// time taken from Now.
 	NewClient func(storage.Client) fosite.Client
+	// RefreshGracePeriod, when positive, makes each rotation open a grace
+	// period for the rotated token (see grace.go).
+	RefreshGracePeriod time.Duration
 }
 
 // NewStore returns the adapter.
@@ -81,6 +86,7 @@ func NewStore(cfg StoreConfig) (*Store, error) {
 			par:     orDuration(cfg.PARLifetime, time.Minute),
 		},
 		newClient: cfg.NewClient,
+		grace:     max(cfg.RefreshGracePeriod, 0),
 	}
 	if s.now == nil {
 		s.now = time.Now
@@ -355,13 +361,23 @@ func (s *Store) CreateRefreshTokenSession(ctx context.Context, signature, access
 
 // GetRefreshTokenSession loads a refresh token's request; for a rotated token
 // it returns it together with fosite.ErrInactiveToken, which makes fosite
-// revoke the whole grant (RFC 9700 §4.14.2).
+// revoke the whole grant (RFC 9700 §4.14.2). At the token endpoint, a rotated
+// token still within its grace period yields a *graceRetry error instead.
 func (s *Store) GetRefreshTokenSession(ctx context.Context, signature string, session fosite.Session) (fosite.Requester, error) {
 	r, _, active, err := s.get(ctx, storage.KindRefreshToken, signature, session)
 	if err != nil {
 		return nil, err
 	}
 	if !active {
+		if s.grace > 0 && graceProbe(ctx) {
+			rec, ok, err := s.graceFor(ctx, signature)
+			if err != nil {
+				return nil, err
+			}
+			if ok {
+				return r, &graceRetry{signature: signature, grace: rec}
+			}
+		}
 		return r, fosite.ErrInactiveToken
 	}
 	return r, nil
@@ -374,7 +390,8 @@ func (s *Store) DeleteRefreshTokenSession(ctx context.Context, signature string)
 
 // RotateRefreshToken deactivates the used refresh token (the condition of the
 // batch: a concurrent rotation makes the whole transaction fail) and deletes
-// the access token issued with it.
+// the access token issued with it. With a grace period, the same batch opens
+// the rotated token's grace period.
 func (s *Store) RotateRefreshToken(ctx context.Context, requestID, signature string) error {
 	rec, err := s.ephemeral.GetRequest(ctx, storage.KindRefreshToken, signature)
 	if err != nil {
@@ -386,6 +403,14 @@ func (s *Store) RotateRefreshToken(ctx context.Context, requestID, signature str
 	}
 	if err := s.deactivate(ctx, storage.RequestRef{Kind: storage.KindRefreshToken, Signature: signature, RequestID: requestID}); err != nil {
 		return err
+	}
+	if s.grace > 0 {
+		// Only inside the batch: the grace record must exist exactly when
+		// the rotation happened.
+		g := s.graceRecord(signature, rec)
+		if !s.inTx(ctx, func(b *storage.RequestBatch) { b.Create = append(b.Create, g) }) {
+			return errors.New("rotating a refresh token with a grace period needs a transaction")
+		}
 	}
 	if p.AccessSignature != "" {
 		ref := storage.RequestRef{Kind: storage.KindAccessToken, Signature: p.AccessSignature, RequestID: requestID}
