@@ -331,6 +331,6 @@ func newClientsCmd(app *App) *cobra.Command {
 	}
 	rotate.Flags().DurationVar(&overlap, "overlap", 0, "how long the previous secret stays valid, e.g. 24h (default: stops at once)")
 
-	cmd.AddCommand(create, list, get, del, rotate)
+	cmd.AddCommand(create, list, get, del, rotate, newRegistrationTokenCmd(app))
 	return cmd
 }
