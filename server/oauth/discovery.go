@@ -67,6 +67,12 @@ func (p *Provider) metadata() map[string]any {
 		"request_object_signing_alg_values_supported":    allAsymmetricAlgs,                        // never "none"
 		"prompt_values_supported":                        []string{"none", "login", "consent", "select_account"},
 		"authorization_response_iss_parameter_supported": true, // RFC 9207 §3
+		// server/logout: OpenID Connect Back-Channel Logout 1.0 §2.1 and
+		// Front-Channel Logout 1.0 §3; sid is always sent.
+		"backchannel_logout_supported":          true,
+		"backchannel_logout_session_supported":  true,
+		"frontchannel_logout_supported":         true,
+		"frontchannel_logout_session_supported": true,
 	}
 }
 
