@@ -128,7 +128,9 @@ func runServe(ctx context.Context, cfg config.Config, opts serveOptions) (err er
 	stores := storage.Stores{Durable: db, Ephemeral: db}
 	sqlEphemeral := cfg.Redis.URL == ""
 	if !sqlEphemeral {
-		rdb, err := redis.Open(ctx, redis.Config{
+		// Assigned, not declared: the deferred close must report into the named err.
+		var rdb *redis.Store
+		rdb, err = redis.Open(ctx, redis.Config{
 			URL:                 cfg.Redis.URL,
 			Prefix:              cfg.Redis.Prefix,
 			AllowEvictionPolicy: cfg.Redis.AllowEvictionPolicy,
