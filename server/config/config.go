@@ -31,6 +31,7 @@ type Config struct {
 	Registration Registration `yaml:"registration"`
 	OAuth        OAuth        `yaml:"oauth"`
 	Clients      Clients      `yaml:"clients"`
+	Admin        Admin        `yaml:"admin"`
 }
 
 // Listen holds the listen addresses.
@@ -153,6 +154,15 @@ type Clients struct {
 	// loopback, private, link-local or CGNAT addresses. Off by default: a
 	// client could otherwise make the server probe its internal network.
 	AllowPrivateJWKSURI bool `yaml:"allow_private_jwks_uri"`
+}
+
+// Admin configures the admin API served on listen.admin.
+type Admin struct {
+	// Token is the bearer token the admin API requires (GATEHOUSE_ADMIN_TOKEN
+	// or GATEHOUSE_ADMIN_TOKEN_FILE); at least MinAdminTokenBytes. Without
+	// one the admin API answers 503, except in dev mode where a random token
+	// is made at start and logged once.
+	Token Secret `yaml:"token"`
 }
 
 // Dev-mode defaults.

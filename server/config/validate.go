@@ -18,6 +18,8 @@ import (
 const (
 	// MinSecretBytes is the shortest accepted system secret.
 	MinSecretBytes = 32
+	// MinAdminTokenBytes is the shortest accepted admin API token.
+	MinAdminTokenBytes = 32
 	// MinArgon2MemoryKiB is OWASP's argon2id minimum (19 MiB).
 	MinArgon2MemoryKiB = 19 * 1024
 	// MaxArgon2MemoryKiB bounds the memory one login may take (1 GiB).
@@ -48,6 +50,7 @@ func (c Config) Validate() error {
 	v.http(c.HTTP)
 	v.ui(c.UI)
 	v.registration(c.Registration, c.HTTP.MaxBodyBytes)
+	v.admin(c.Admin)
 	return errors.Join(v.errs...)
 }
 
@@ -319,5 +322,20 @@ func (v *validator) registration(r Registration, httpMax int64) {
 		v.add("registration.max_body_bytes", "%d is out of range: use 1024 up to %d (65536 is the usual choice)", r.MaxBodyBytes, MaxRegistrationBodyBytes)
 	case httpMax > 0 && r.MaxBodyBytes > httpMax:
 		v.add("registration.max_body_bytes", "%d is larger than http.max_body_bytes (%d): make it at most that", r.MaxBodyBytes, httpMax)
+	}
+}
+
+// admin checks the admin API token: it guards every user and client, so it
+// must be as hard to guess as a system secret.
+func (v *validator) admin(a Admin) {
+	const key = "admin.token"
+	if a.Token.IsZero() {
+		return
+	}
+	if a.Token.Len() < MinAdminTokenBytes {
+		v.add(key, "is %d bytes: use at least %d random bytes, e.g. the output of `openssl rand -base64 48`", a.Token.Len(), MinAdminTokenBytes)
+	}
+	if strings.TrimSpace(a.Token.Reveal()) != a.Token.Reveal() {
+		v.add(key, "has leading or trailing white space: remove it (a bearer token cannot carry it)")
 	}
 }
