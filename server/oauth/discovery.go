@@ -31,7 +31,7 @@ func (p *Provider) metadata() map[string]any {
 	slices.Sort(scopes)
 	scopes = slices.Compact(scopes)
 	authMethods := authMethodsSupported // clientauth.go
-	return map[string]any{
+	md := map[string]any{
 		"issuer":                                           p.issuer,
 		"authorization_endpoint":                           p.issuer + p.ep.Authorize,
 		"token_endpoint":                                   p.issuer + p.ep.Token,
@@ -74,6 +74,10 @@ func (p *Provider) metadata() map[string]any {
 		"frontchannel_logout_supported":         true,
 		"frontchannel_logout_session_supported": true,
 	}
+	if p.cfg.RegistrationEndpoint != "" {
+		md["registration_endpoint"] = p.cfg.RegistrationEndpoint // RFC 7591 §3, RFC 8414 §2
+	}
+	return md
 }
 
 func (p *Provider) encodeDiscovery() error {

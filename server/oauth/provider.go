@@ -113,6 +113,10 @@ type Config struct {
 	// authorization requests (RFC 9126 §5); a client can also be made to
 	// individually (storage.Client.RequirePushedAuthorizationRequests).
 	RequirePushedAuthorizationRequests bool
+	// RegistrationEndpoint is the dynamic client registration endpoint's
+	// URL (server/registration's Endpoint), advertised as
+	// registration_endpoint (RFC 8414 §2); empty when registration is off.
+	RegistrationEndpoint string
 	// JWKSFetcher fetches clients' jwks_uri and request_uri documents;
 	// nil is a fetcher refusing internal addresses (see server/jwksfetch).
 	JWKSFetcher *jwksfetch.Fetcher
