@@ -47,9 +47,13 @@ func contrastRatio(l1, l2 float64) float64 {
 	return (l1 + 0.05) / (l2 + 0.05)
 }
 
+// minContrast is WCAG 2.1's AA ratio for normal text (SC 1.4.3).
+const minContrast = 4.5
+
 // themeCSS renders the generated stylesheet. The text on accent-coloured
-// buttons is black or white, whichever contrasts more with the accent, so any
-// configured colour stays readable.
+// buttons is white when that reaches WCAG AA against the accent (the usual
+// look), else black or white, whichever contrasts more, so any configured
+// colour stays readable.
 func themeCSS(accent string) ([]byte, error) {
 	if accent == "" {
 		accent = DefaultAccentColor
@@ -60,7 +64,7 @@ func themeCSS(accent string) ([]byte, error) {
 	}
 	l := relativeLuminance(r, g, b)
 	contrast := "#ffffff"
-	if contrastRatio(l, 0) > contrastRatio(l, 1) {
+	if white, black := contrastRatio(l, 1), contrastRatio(l, 0); white < minContrast && black > white {
 		contrast = "#000000"
 	}
 	css := fmt.Sprintf(":root {\n  --accent: #%02x%02x%02x;\n  --accent-contrast: %s;\n}\n", r, g, b, contrast)

@@ -134,6 +134,8 @@ func TestThemeCSS(t *testing.T) {
 		"#FFF":    "--accent: #ffffff;\n  --accent-contrast: #000000;",
 		"#000000": "--accent: #000000;\n  --accent-contrast: #ffffff;",
 		"#ffd700": "--accent-contrast: #000000;", // gold: black text reads better
+		"#2f6fed": "--accent-contrast: #ffffff;", // white reaches 4.5:1, so white, though black is a hair higher
+		"#777777": "--accent-contrast: #000000;", // white 4.48:1 misses AA; black is higher
 	} {
 		css, err := themeCSS(accent)
 		if err != nil {
