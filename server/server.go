@@ -1,6 +1,8 @@
 // Package server assembles Gatehouse's HTTP handlers: the public handler
-// (protocol endpoints, pages, static assets) and the admin handler (health,
-// later the admin API), wrapped in the middleware every request goes through.
+// (protocol endpoints, login and consent pages, dynamic registration, the dev
+// demo, static assets) and the admin handler (health), wrapped in the
+// middleware every request goes through. New builds every feature from its
+// dependencies; routes.go is the one list of routes.
 package server
 
 import (
@@ -9,11 +11,21 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"slices"
 	"time"
 
 	"github.com/gorilla/mux"
 
+	"github.com/gatehouse-idp/gatehouse/server/clients"
+	"github.com/gatehouse-idp/gatehouse/server/demo"
+	"github.com/gatehouse-idp/gatehouse/server/jwksfetch"
+	"github.com/gatehouse-idp/gatehouse/server/login"
+	"github.com/gatehouse-idp/gatehouse/server/oauth"
+	"github.com/gatehouse-idp/gatehouse/server/password"
+	"github.com/gatehouse-idp/gatehouse/server/registration"
 	"github.com/gatehouse-idp/gatehouse/server/requestid"
+	"github.com/gatehouse-idp/gatehouse/server/secrets"
+	"github.com/gatehouse-idp/gatehouse/server/session"
 	"github.com/gatehouse-idp/gatehouse/server/web"
 	"github.com/gatehouse-idp/gatehouse/storage"
 )
@@ -34,9 +46,26 @@ type Config struct {
 	Logger *slog.Logger
 	// Stores are the durable and the ephemeral storage backends. Both required.
 	Stores storage.Stores
+	// Ring is the system secret keyring: token HMACs, client secret hashes,
+	// CSRF tokens, sealed cookies. Required.
+	Ring *secrets.Keyring
+	// SigningKey returns the active signing key of an algorithm and
+	// PublicKeys every published key (server/keys.Manager's methods of the
+	// same names). SigningKey is required.
+	SigningKey oauth.SigningKeyFunc
+	PublicKeys oauth.PublicKeysFunc
 	// JWKS serves the public key set at /.well-known/jwks.json (the key
 	// manager's JWKSHandler). Required.
 	JWKS http.Handler
+	// Passwords hashes and verifies user passwords. Default: argon2id with
+	// password.DefaultParams.
+	Passwords *password.Hasher
+	// OAuth is the protocol policy.
+	OAuth OAuthConfig
+	// Registration configures dynamic client registration (RFC 7591/7592).
+	Registration RegistrationConfig
+	// Demo, when set (dev mode), mounts the demo relying party at /demo.
+	Demo *DemoConfig
 	// MaxBodyBytes bounds every request body. Default DefaultMaxBodyBytes.
 	MaxBodyBytes int64
 	// ReadyTimeout bounds each storage ping of /health/ready. Default DefaultReadyTimeout.
@@ -49,6 +78,55 @@ type Config struct {
 	Now func() time.Time
 }
 
+// OAuthConfig is the protocol policy of the OAuth 2.0 / OpenID Connect
+// endpoints. Zero values take server/oauth's defaults.
+type OAuthConfig struct {
+	AccessTokenLifetime   time.Duration
+	RefreshTokenLifetime  time.Duration
+	IDTokenLifetime       time.Duration
+	AuthorizeCodeLifetime time.Duration
+	// RefreshGracePeriod lets a client retry a refresh with the token it
+	// just rotated; 0 is strict rotation (RFC 9700 §4.14.2).
+	RefreshGracePeriod time.Duration
+	// PKCEPublicClientsOnly requires PKCE of public clients only; by default
+	// every authorization code request needs it (RFC 9700 §2.1.1).
+	PKCEPublicClientsOnly bool
+	// EnableImplicit and EnableHybrid turn on the response types that return
+	// tokens from the authorization endpoint (off: RFC 9700 §2.1.2).
+	EnableImplicit bool
+	EnableHybrid   bool
+	// RequirePushedAuthorizationRequests makes every client use PAR (RFC 9126 §5).
+	RequirePushedAuthorizationRequests bool
+	// AllowPrivateJWKSURI lets clients' jwks_uri and request_uri resolve to
+	// internal addresses (tests, private deployments).
+	AllowPrivateJWKSURI bool
+	// SigningAlgs are the algorithms there are signing keys for: ID tokens
+	// may be signed with any of them. Default RS256.
+	SigningAlgs []string
+}
+
+// RegistrationConfig configures dynamic client registration.
+type RegistrationConfig struct {
+	// Policy is open, initial_access_token or disabled (the zero value).
+	Policy registration.Policy
+	// AccessTokenLifetime is how long a registration access token works (0: forever).
+	AccessTokenLifetime time.Duration
+	// SecretRotationOverlap keeps a rotated client secret working this long.
+	SecretRotationOverlap time.Duration
+	// MaxBodyBytes caps a registration request; 0: registration's default.
+	MaxBodyBytes int64
+}
+
+// DemoConfig turns on dev mode's demo relying party. The demo's user and
+// client must exist already (demo.Bootstrap).
+type DemoConfig struct {
+	// ClientSecret is demo.Info.ClientSecret from Bootstrap.
+	ClientSecret string
+	// HTTPClient makes the demo's back-channel calls to the issuer. Default:
+	// demo's own (10 s timeout).
+	HTTPClient *http.Client
+}
+
 // Server holds the assembled handlers.
 type Server struct {
 	cfg    Config
@@ -57,9 +135,14 @@ type Server struct {
 	hsts   bool
 	public http.Handler
 	admin  http.Handler
+
+	provider *oauth.Provider
+	login    *login.Handler
+	reg      *registration.Handler // nil when registration is disabled
+	demo     *demo.Handler         // nil outside dev mode
 }
 
-// New checks cfg, parses the templates and builds the handlers.
+// New checks cfg, parses the templates and builds every feature's handlers.
 func New(cfg Config) (*Server, error) {
 	if cfg.Logger == nil {
 		return nil, errors.New("server config: logger is required")
@@ -69,6 +152,12 @@ func New(cfg Config) (*Server, error) {
 	}
 	if cfg.JWKS == nil {
 		return nil, errors.New("server config: JWKS handler is required")
+	}
+	if cfg.Ring == nil {
+		return nil, errors.New("server config: system secret keyring is required")
+	}
+	if cfg.SigningKey == nil {
+		return nil, errors.New("server config: signing key source is required")
 	}
 	iss, err := url.Parse(cfg.Issuer)
 	if err != nil || (iss.Scheme != "https" && iss.Scheme != "http") || iss.Host == "" {
@@ -83,7 +172,16 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	ui, err := web.New(web.Config{Brand: cfg.Brand, TemplatesDir: cfg.TemplatesDir})
+	if cfg.Registration.Policy == "" {
+		cfg.Registration.Policy = registration.PolicyDisabled
+	}
+	if cfg.Passwords == nil {
+		if cfg.Passwords, err = password.New(password.DefaultParams); err != nil {
+			return nil, err
+		}
+	}
+	webCfg := web.Config{Brand: cfg.Brand, TemplatesDir: cfg.TemplatesDir}
+	ui, err := web.New(webCfg)
 	if err != nil {
 		return nil, fmt.Errorf("loading templates: %w", err)
 	}
@@ -93,9 +191,137 @@ func New(cfg Config) (*Server, error) {
 		ui:   ui,
 		hsts: iss.Scheme == "https",
 	}
+	if err := s.buildFeatures(webCfg); err != nil {
+		return nil, err
+	}
 	s.public = s.wrap(s.publicRoutes(), "public")
 	s.admin = s.wrap(s.adminRoutes(), "admin")
 	return s, nil
+}
+
+// buildFeatures wires the protocol core, the pages, registration and the
+// demo. login and oauth need each other: login is the provider's
+// Interaction, the provider is login's Flow, hence SetFlow.
+func (s *Server) buildFeatures(webCfg web.Config) error {
+	cfg := s.cfg
+	st := cfg.Stores
+	sessions, err := session.New(session.Config{Store: st.Ephemeral, Keys: cfg.Ring, Secure: s.hsts, Now: cfg.Now})
+	if err != nil {
+		return fmt.Errorf("building sessions: %w", err)
+	}
+	s.login, err = login.New(login.Config{
+		Users: st.Durable, Clients: st.Durable, Consents: st.Durable, Throttle: st.Ephemeral,
+		Sessions: sessions, Passwords: cfg.Passwords,
+		UI: s.ui, Web: webCfg,
+		Logger: s.log.With("component", "login"),
+		Now:    cfg.Now,
+	})
+	if err != nil {
+		return fmt.Errorf("building login pages: %w", err)
+	}
+
+	clientSvc := clients.New(st.Durable, cfg.Ring, s.log.With("component", "clients"))
+	if cfg.Registration.Policy != registration.PolicyDisabled {
+		s.reg, err = registration.New(registration.Config{
+			Issuer:                cfg.Issuer,
+			Clients:               clientSvc,
+			Store:                 st.Durable,
+			Ring:                  cfg.Ring,
+			Policy:                cfg.Registration.Policy,
+			SigningAlgs:           cfg.OAuth.SigningAlgs,
+			AccessTokenLifetime:   cfg.Registration.AccessTokenLifetime,
+			SecretRotationOverlap: cfg.Registration.SecretRotationOverlap,
+			MaxBodyBytes:          cfg.Registration.MaxBodyBytes,
+			Grants:                st.Ephemeral,
+			Logger:                s.log.With("component", "registration"),
+			Now:                   cfg.Now,
+		})
+		if err != nil {
+			return fmt.Errorf("building registration: %w", err)
+		}
+	}
+	var regEndpoint string
+	if s.reg != nil {
+		regEndpoint = s.reg.Endpoint()
+	}
+
+	o := cfg.OAuth
+	s.provider, err = oauth.New(oauth.Config{
+		Issuer:      cfg.Issuer,
+		Stores:      st,
+		Ring:        cfg.Ring,
+		SigningKey:  cfg.SigningKey,
+		PublicKeys:  cfg.PublicKeys,
+		Interaction: s.login,
+		RenderError: s.renderAuthorizeError,
+		Endpoints: oauth.Endpoints{
+			Authorize: AuthorizePath, Token: TokenPath, Revoke: RevokePath, Introspect: IntrospectPath,
+			UserInfo: UserInfoPath, PAR: PARPath, JWKS: JWKSPath, EndSession: login.LogoutPath,
+		},
+		AccessTokenLifetime:                o.AccessTokenLifetime,
+		RefreshTokenLifetime:               o.RefreshTokenLifetime,
+		IDTokenLifetime:                    o.IDTokenLifetime,
+		AuthorizeCodeLifetime:              o.AuthorizeCodeLifetime,
+		RefreshGracePeriod:                 o.RefreshGracePeriod,
+		PKCEPublicClientsOnly:              o.PKCEPublicClientsOnly,
+		EnableImplicit:                     o.EnableImplicit,
+		EnableHybrid:                       o.EnableHybrid,
+		AccessTokenAlg:                     accessTokenAlg(o.SigningAlgs),
+		IDTokenAlgs:                        o.SigningAlgs,
+		RequirePushedAuthorizationRequests: o.RequirePushedAuthorizationRequests,
+		RegistrationEndpoint:               regEndpoint,
+		JWKSFetcher: jwksfetch.New(jwksfetch.Config{
+			AllowPrivate: o.AllowPrivateJWKSURI,
+			Logger:       s.log.With("component", "jwksfetch"),
+			Now:          cfg.Now,
+		}),
+		Logger: s.log.With("component", "oauth"),
+		Now:    cfg.Now,
+	})
+	if err != nil {
+		return fmt.Errorf("building the oauth provider: %w", err)
+	}
+	s.login.SetFlow(s.provider)
+
+	if cfg.Demo != nil {
+		pages, err := demo.NewPages(s.ui, webCfg)
+		if err != nil {
+			return fmt.Errorf("loading demo pages: %w", err)
+		}
+		if cfg.Demo.ClientSecret == "" {
+			return errors.New("server config: the demo needs its client secret (demo.Bootstrap)")
+		}
+		s.demo = demo.New(demo.Config{
+			Issuer:       cfg.Issuer,
+			ClientSecret: cfg.Demo.ClientSecret,
+			HTTPClient:   cfg.Demo.HTTPClient,
+			Renderer:     pages,
+			Keyring:      cfg.Ring,
+			Logger:       s.log.With("component", "demo"),
+			Now:          cfg.Now,
+		})
+	}
+	return nil
+}
+
+// accessTokenAlg picks the JWS algorithm of RFC 9068 JWT access tokens:
+// ES256 (short signatures) when there is such a key, else the first one.
+func accessTokenAlg(algs []string) string {
+	if len(algs) == 0 || slices.Contains(algs, "ES256") {
+		return "ES256"
+	}
+	return algs[0]
+}
+
+// renderAuthorizeError is the authorization endpoint's error page, for
+// requests whose redirect URI cannot be trusted: never a redirect then
+// (RFC 6749 §4.1.2.1).
+func (s *Server) renderAuthorizeError(w http.ResponseWriter, r *http.Request, status int, title, msg string) {
+	err := s.ui.RenderError(w, status, web.ErrorPage{Title: title, Message: msg, RequestID: requestid.FromContext(r.Context())})
+	if err != nil {
+		s.log.ErrorContext(r.Context(), "rendering error page", "error", err)
+		http.Error(w, title, status)
+	}
 }
 
 // Handler is the public listener's handler.

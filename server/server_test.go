@@ -3,6 +3,7 @@ package server
 import (
 	"bytes"
 	"context"
+	"crypto"
 	"encoding/json"
 	"errors"
 	"io"
@@ -13,6 +14,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/gatehouse-idp/gatehouse/server/secrets"
 	"github.com/gatehouse-idp/gatehouse/storage"
 )
 
@@ -84,6 +86,20 @@ type fixture struct {
 
 const testJWKS = `{"keys":[]}`
 
+func testRing(t *testing.T) *secrets.Keyring {
+	t.Helper()
+	ring, err := secrets.NewKeyring(bytes.Repeat([]byte{7}, 32))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ring
+}
+
+// noSigningKey stands in for the key manager: these tests never sign.
+func noSigningKey(context.Context, string) (string, crypto.Signer, error) {
+	return "", nil, errors.New("no signing key in this test")
+}
+
 func newFixture(t *testing.T, mod func(*Config)) *fixture {
 	t.Helper()
 	f := &fixture{logs: &syncBuffer{}, durable: &pingStore{}, ephemeral: &pingStore{}}
@@ -95,6 +111,8 @@ func newFixture(t *testing.T, mod func(*Config)) *fixture {
 			w.Header().Set("Content-Type", "application/jwk-set+json")
 			io.WriteString(w, testJWKS)
 		}),
+		Ring:       testRing(t),
+		SigningKey: noSigningKey,
 	}
 	if mod != nil {
 		mod(&cfg)
@@ -121,12 +139,18 @@ func TestNewRejectsIncompleteConfig(t *testing.T) {
 	logger := slog.New(slog.DiscardHandler)
 	st := &pingStore{}
 	ok := Config{
-		Issuer: "https://id.example.com",
-		Logger: logger,
-		Stores: storage.Stores{Durable: st, Ephemeral: st},
-		JWKS:   http.NotFoundHandler(),
+		Issuer:     "https://id.example.com",
+		Logger:     logger,
+		Stores:     storage.Stores{Durable: st, Ephemeral: st},
+		JWKS:       http.NotFoundHandler(),
+		Ring:       testRing(t),
+		SigningKey: noSigningKey,
 	}
 	for name, mod := range map[string]func(*Config){
+		"no keyring":      func(c *Config) { c.Ring = nil },
+		"no signing key":  func(c *Config) { c.SigningKey = nil },
+		"bad reg policy":  func(c *Config) { c.Registration.Policy = "everyone" },
+		"demo no secret":  func(c *Config) { c.Demo = &DemoConfig{} },
 		"no logger":       func(c *Config) { c.Logger = nil },
 		"no durable":      func(c *Config) { c.Stores.Durable = nil },
 		"no ephemeral":    func(c *Config) { c.Stores.Ephemeral = nil },

@@ -17,12 +17,10 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/gatehouse-idp/gatehouse/server"
+	"github.com/gatehouse-idp/gatehouse/server/app"
 	"github.com/gatehouse-idp/gatehouse/server/config"
-	"github.com/gatehouse-idp/gatehouse/server/keys"
+	"github.com/gatehouse-idp/gatehouse/server/demo"
 	"github.com/gatehouse-idp/gatehouse/server/requestid"
-	"github.com/gatehouse-idp/gatehouse/server/secrets"
-	"github.com/gatehouse-idp/gatehouse/server/web"
 	"github.com/gatehouse-idp/gatehouse/storage"
 	"github.com/gatehouse-idp/gatehouse/storage/redis"
 	"github.com/gatehouse-idp/gatehouse/storage/sql"
@@ -143,37 +141,7 @@ func runServe(ctx context.Context, cfg config.Config, opts serveOptions) (err er
 		stores.Ephemeral = rdb
 	}
 
-	ring, err := secrets.NewKeyring(cfg.SystemSecrets()...)
-	if err != nil {
-		return fmt.Errorf("building the system secret keyring: %w", err)
-	}
-	km, err := keys.New(ctx, db, ring, keys.Config{
-		Algorithms:     cfg.Keys.Algorithms,
-		RotationPeriod: cfg.Keys.RotationPeriod,
-		PublishAhead:   cfg.Keys.PublishAhead,
-		// A retired key stays published while tokens it signed may still be presented.
-		RetireAfter: max(keys.DefaultRetireAfter, cfg.Tokens.AccessTokenLifetime, cfg.Tokens.IDTokenLifetime),
-		JWKSMaxAge:  cfg.Keys.JWKSMaxAge,
-		RSABits:     cfg.Keys.RSABits,
-		Logger:      log.With("component", "keys"),
-	})
-	if err != nil {
-		return err
-	}
-
-	srv, err := server.New(server.Config{
-		Issuer:       cfg.Issuer,
-		Logger:       log,
-		Stores:       stores,
-		JWKS:         km.JWKSHandler(),
-		MaxBodyBytes: cfg.HTTP.MaxBodyBytes,
-		TemplatesDir: cfg.UI.TemplatesDir,
-		Brand: web.Brand{
-			ProductName: cfg.UI.ProductName,
-			LogoURL:     cfg.UI.LogoURL,
-			AccentColor: cfg.UI.AccentColor,
-		},
-	})
+	a, err := app.New(ctx, cfg, stores, app.Options{Logger: log})
 	if err != nil {
 		return err
 	}
@@ -184,7 +152,7 @@ func runServe(ctx context.Context, cfg config.Config, opts serveOptions) (err er
 	defer loops.Wait()
 	defer stopLoops()
 	loops.Go(func() {
-		if err := km.Run(loopCtx); err != nil {
+		if err := a.Run(loopCtx); err != nil {
 			log.Error("key manager stopped", "error", err)
 		}
 	})
@@ -193,14 +161,14 @@ func runServe(ctx context.Context, cfg config.Config, opts serveOptions) (err er
 		loops.Go(func() { db.RunGC(loopCtx, serveGCInterval) })
 	}
 
-	public, err := serveListen(log, "public", cfg.Listen.Public, srv.Handler(), cfg.HTTP)
+	public, err := serveListen(log, "public", cfg.Listen.Public, a.Server.Handler(), cfg.HTTP)
 	if err != nil {
 		return err
 	}
 	servers := []*serveListener{public}
 	var adminAddr net.Addr
 	if cfg.Listen.Admin != "" {
-		admin, err := serveListen(log, "admin", cfg.Listen.Admin, srv.AdminHandler(), cfg.HTTP)
+		admin, err := serveListen(log, "admin", cfg.Listen.Admin, a.Server.AdminHandler(), cfg.HTTP)
 		if err != nil {
 			public.ln.Close()
 			return err
@@ -221,6 +189,9 @@ func runServe(ctx context.Context, cfg config.Config, opts serveOptions) (err er
 		}()
 	}
 	log.Info("gatehouse started", "issuer", cfg.Issuer)
+	if a.Demo != nil {
+		serveAnnounceDemo(log, opts.LogOut, cfg.Issuer, *a.Demo)
+	}
 
 	var serveErr error
 	select {
@@ -246,6 +217,18 @@ func runServe(ctx context.Context, cfg config.Config, opts serveOptions) (err er
 	}
 	log.Info("shut down cleanly")
 	return nil
+}
+
+// serveAnnounceDemo tells the developer where to click and, when alice was
+// just created, her password. The password goes to the terminal once as a
+// plain line, never into a structured log line that a collector would keep.
+func serveAnnounceDemo(log *slog.Logger, w io.Writer, issuer string, info demo.Info) {
+	url := strings.TrimSuffix(issuer, "/") + demo.HomePath
+	log.Info("open "+url+" to try the demo", "url", url, "username", info.Username)
+	if info.Password != "" {
+		fmt.Fprintf(w, "\n  Demo: open %s and sign in as %s with password %s\n  (shown once; `gatehouse --dev users set-password %s --password-stdin` changes it)\n\n",
+			url, info.Username, info.Password, info.Username)
+	}
 }
 
 // serveCheckSchema migrates, or refuses a schema this binary does not match:
