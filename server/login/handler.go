@@ -37,6 +37,17 @@ type Flow interface {
 	VerifyIDTokenHint(ctx context.Context, hint string) (subject, clientID, sid string, err error)
 }
 
+// LogoutService propagates the end of a session to its clients;
+// *logout.Service implements it.
+type LogoutService interface {
+	// FrontChannelURLs lists the front-channel logout URLs of the session's
+	// clients (OpenID Connect Front-Channel Logout 1.0 §3).
+	FrontChannelURLs(ctx context.Context, sess storage.Session) ([]string, error)
+	// EndSession deletes the session and queues the back-channel logout
+	// notifications (OpenID Connect Back-Channel Logout 1.0 §2.5).
+	EndSession(ctx context.Context, sess storage.Session) error
+}
+
 // Config holds the Handler's dependencies and settings.
 type Config struct {
 	Users    storage.UserStore
@@ -54,6 +65,11 @@ type Config struct {
 	// nil here and given with SetFlow, since the Provider itself needs the
 	// Handler as its Interaction.
 	Flow Flow
+	// Logout, when set, ends sessions at RP-initiated logout with logout
+	// propagation (a *logout.Service): back-channel notifications are
+	// queued and the logged-out page loads the front-channel logout URLs.
+	// When nil, logout only ends the session.
+	Logout LogoutService
 	// VerifyIDTokenHint, when set, replaces Flow's VerifyIDTokenHint for
 	// logout requests.
 	VerifyIDTokenHint func(ctx context.Context, hint string) (subject, clientID, sid string, err error)
@@ -80,6 +96,7 @@ type Handler struct {
 	ui              *web.UI
 	pages           *web.PageSet
 	flow            Flow
+	logout          LogoutService
 	verifyHint      func(ctx context.Context, hint string) (subject, clientID, sid string, err error)
 	consentLifetime time.Duration
 	throttle        throttle
@@ -120,6 +137,7 @@ func New(cfg Config) (*Handler, error) {
 		ui:              cfg.UI,
 		pages:           pages,
 		flow:            cfg.Flow,
+		logout:          cfg.Logout,
 		verifyHint:      cfg.VerifyIDTokenHint,
 		consentLifetime: cfg.ConsentLifetime,
 		throttle:        throttle{store: cfg.Throttle, cfg: cfg.Throttling.withDefaults()},

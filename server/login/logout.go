@@ -5,9 +5,11 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/gatehouse-idp/gatehouse/server/session"
+	"github.com/gatehouse-idp/gatehouse/server/web"
 	"github.com/gatehouse-idp/gatehouse/storage"
 )
 
@@ -94,22 +96,96 @@ func (h *Handler) Logout(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
+	var frames []string
 	if hasSession {
+		if h.logout != nil {
+			// Read before the session ends: its client list goes with it.
+			urls, err := h.logout.FrontChannelURLs(ctx, sess)
+			if err != nil {
+				h.fail(w, r, "listing front-channel logout urls", err)
+				return
+			}
+			frames = framable(urls)
+			if err := h.logout.EndSession(ctx, sess); err != nil {
+				h.fail(w, r, "ending session", err)
+				return
+			}
+		}
 		if err := h.sessions.End(w, r); err != nil {
 			h.fail(w, r, "ending session", err)
 			return
 		}
-		h.log.InfoContext(ctx, "signed out", "subject", sess.Subject, "client_id", clientID)
+		h.log.InfoContext(ctx, "signed out", "subject", sess.Subject, "client_id", clientID, "frontchannel_logouts", len(frames))
 	}
-	if redirectOK {
+	if redirectOK && len(frames) == 0 {
 		redirect(w, r, withState(target, state))
 		return
 	}
-	page := LoggedOutView{ClientName: client.Name}
-	if target != "" {
+	page := LoggedOutView{ClientName: client.Name, FrontChannelURLs: frames}
+	switch {
+	case redirectOK:
+		// Front-Channel Logout 1.0 §3: the iframes must load before the
+		// browser leaves for post_logout_redirect_uri, and no script runs
+		// under the CSP: Refresh waits for the page, iframes included, to
+		// load, and the Continue link works without it.
+		page.ContinueURL = withState(target, state)
+		w.Header().Set("Refresh", strconv.Itoa(continueDelay)+"; url="+page.ContinueURL)
+	case target != "":
 		page.Notice = "The application did not register the address it asked to return to, so you stay on this page."
 	}
+	if len(frames) > 0 {
+		w.Header().Set("Content-Security-Policy", frameCSP(frames))
+	}
 	h.render(w, r, http.StatusOK, loggedOutTemplate, page)
+}
+
+// continueDelay is how many seconds the logged-out page waits, once loaded,
+// before it continues to post_logout_redirect_uri.
+const continueDelay = 2
+
+// framable keeps the front-channel logout URLs the page can frame: absolute
+// http(s) URLs whose origin can be written into the CSP.
+func framable(urls []string) []string {
+	var out []string
+	for _, u := range urls {
+		if frameSource(u) != "" {
+			out = append(out, u)
+		}
+	}
+	return out
+}
+
+// frameSource is the CSP source of a front-channel logout URL,
+// scheme://host[:port], or "" when it has none that is safe to write.
+func frameSource(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return ""
+	}
+	src := u.Scheme + "://" + u.Host
+	// A separator inside a source would start another source or directive.
+	if strings.ContainsAny(src, "; ,\t\r\n'\"") {
+		return ""
+	}
+	return src
+}
+
+// frameCSP is Gatehouse's strict policy letting the page frame exactly the
+// origins of the front-channel logout URLs (frame-src, and child-src for
+// browsers that only know CSP level 2's fallback).
+func frameCSP(urls []string) string {
+	var srcs []string
+	for _, u := range urls {
+		if src := frameSource(u); src != "" && !slices.Contains(srcs, src) {
+			srcs = append(srcs, src)
+		}
+	}
+	csp := web.ContentSecurityPolicy()
+	if len(srcs) == 0 {
+		return csp
+	}
+	list := strings.Join(srcs, " ")
+	return csp + "; frame-src " + list + "; child-src " + list
 }
 
 // currentSessionAny returns the request's session whatever the state of its

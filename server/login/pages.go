@@ -65,6 +65,12 @@ type LogoutView struct {
 type LoggedOutView struct {
 	ClientName string
 	Notice     string
+	// FrontChannelURLs are loaded in hidden iframes (OpenID Connect
+	// Front-Channel Logout 1.0 §3).
+	FrontChannelURLs []string
+	// ContinueURL is post_logout_redirect_uri with state, when the page is
+	// shown on the way there.
+	ContinueURL string
 }
 
 // samples are rendered once at start so a broken template fails fast.
@@ -73,8 +79,9 @@ var samples = map[string]any{
 	consentTemplate: ConsentView{Action: ConsentPath, CSRFToken: "t", Handle: "h", ClientName: "Sample", LogoURL: "https://example.com/logo.png",
 		ClientURI: "https://example.com", PolicyURI: "https://example.com/p", TOSURI: "https://example.com/t", Username: "sample",
 		Scopes: describeScopes([]string{"openid", "custom"})},
-	logoutTemplate:    LogoutView{Action: LogoutPath, CSRFToken: "t", ClientID: "c", ClientName: "Sample", PostLogoutRedirectURI: "https://example.com/", State: "s", UILocales: "en"},
-	loggedOutTemplate: LoggedOutView{ClientName: "Sample", Notice: "Sample"},
+	logoutTemplate: LogoutView{Action: LogoutPath, CSRFToken: "t", ClientID: "c", ClientName: "Sample", PostLogoutRedirectURI: "https://example.com/", State: "s", UILocales: "en"},
+	loggedOutTemplate: LoggedOutView{ClientName: "Sample", Notice: "Sample",
+		FrontChannelURLs: []string{"https://example.com/fc?iss=https%3A%2F%2Fidp.example&sid=s"}, ContinueURL: "https://example.com/"},
 }
 
 // scopeWords describes the standard scopes (OIDC Core §5.4 and §11) in plain
