@@ -35,6 +35,10 @@ import (
 // replica wrote, so a handful is plenty.
 const casAttempts = 8
 
+// ErrRotationNotReady is returned by Rotate without force while the next
+// keys have been published for less than PublishAhead.
+var ErrRotationNotReady = errors.New("next keys are published too recently to sign")
+
 // KeyInfo describes one key of the set, without key material.
 type KeyInfo struct {
 	KID        string
@@ -185,7 +189,7 @@ func (m *Manager) Rotate(ctx context.Context, force bool) error {
 		keys := prune(set.Keys, now)
 		if !force {
 			if at, ready := m.readyAt(keys, m.cfg.Algorithms, now); !ready {
-				return nil, false, fmt.Errorf("keys: next keys are published too recently to sign; rotation possible from %s (or force it)", at.Format(time.RFC3339))
+				return nil, false, fmt.Errorf("keys: %w; rotation possible from %s (or force it)", ErrRotationNotReady, at.Format(time.RFC3339))
 			}
 		}
 		keys, err := m.rotate(keys, m.cfg.Algorithms, now, gen)
