@@ -400,7 +400,11 @@ func TestBackChannelGivesUp_BCL_2_5(t *testing.T) {
 }
 
 func TestBackChannelSurvivesRestartMidDelivery_BCL_2_5(t *testing.T) {
-	st := sqltest.NewSQLite(t)
+	t.Run("sqlite", func(t *testing.T) { testRestartMidDelivery(t, sqltest.NewSQLite(t)) })
+	t.Run("postgres", func(t *testing.T) { testRestartMidDelivery(t, sqltest.NewPostgres(t)) })
+}
+
+func testRestartMidDelivery(t *testing.T, st store) {
 	f := newFixture(t, st)
 	arrived := make(chan struct{}, 1)
 	rc := newReceiver(t, func(n int, _ http.ResponseWriter, r *http.Request) int {
@@ -635,4 +639,56 @@ func (c claimSignal) ClaimLogouts(ctx context.Context, now, leaseUntil time.Time
 	ns, err := c.LogoutOutbox.ClaimLogouts(ctx, now, leaseUntil, limit)
 	c.claimed <- struct{}{}
 	return ns, err
+}
+
+func TestReplicasShareTheOutbox_BCL_2_5(t *testing.T) {
+	t.Run("sqlite", func(t *testing.T) { testReplicasShare(t, sqltest.NewSQLite(t)) })
+	t.Run("postgres", func(t *testing.T) { testReplicasShare(t, sqltest.NewPostgres(t)) })
+}
+
+// testReplicasShare runs two deliverers at once on one outbox: every
+// notification reaches its client exactly once.
+func testReplicasShare(t *testing.T, st store) {
+	f := newFixture(t, st)
+	rc := newReceiver(t, nil)
+	var ids []string
+	for i := range 12 {
+		id := "rp" + string(rune('a'+i))
+		f.addClient(storage.Client{ID: id, BackchannelLogoutURI: rc.srv.URL + "/" + id})
+		ids = append(ids, id)
+	}
+	if err := f.svc.EndSession(context.Background(), f.session(ids...)); err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	for range 2 {
+		d := f.deliverer(logout.DelivererConfig{BatchSize: 3, Parallelism: 2})
+		wg.Go(func() {
+			for {
+				n, err := d.DeliverDue(context.Background())
+				if err != nil {
+					t.Errorf("DeliverDue: %v", err)
+					return
+				}
+				if n == 0 {
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	seen := map[string]int{}
+	for _, tok := range rc.received() {
+		_, c := f.verify(tok)
+		aud, _ := c["aud"].(string)
+		seen[aud]++
+	}
+	for _, id := range ids {
+		if seen[id] != 1 {
+			t.Errorf("client %s got %d logout tokens, want 1", id, seen[id])
+		}
+	}
+	if q := f.queue(); len(q) != 0 {
+		t.Errorf("%d notifications left", len(q))
+	}
 }

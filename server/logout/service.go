@@ -8,6 +8,20 @@
 // what RP-initiated logout (server/login) and the admin API call. Deliverer
 // drains the outbox; run one in every replica (they share the queue through
 // leases).
+//
+// Wiring (cmd/gatehouse serve):
+//
+//	d, err := logout.NewDeliverer(logout.DelivererConfig{
+//		Outbox: stores.Durable, Clients: stores.Durable, Keys: keyManager, Logger: log,
+//		AllowPrivate: cfg.Clients.AllowPrivateJWKSURI,
+//	})
+//	svc, err := logout.New(logout.Config{
+//		Issuer: issuer, Clients: stores.Durable, Sessions: stores.Ephemeral,
+//		Outbox: stores.Durable, Notify: d.Notify, Logger: log,
+//	})
+//	go d.Run(ctx)
+//
+// and give svc to login.Config.Logout and to the admin API.
 package logout
 
 import (
