@@ -256,7 +256,8 @@ func TestNewRefusesShortTokenAndMissingServices(t *testing.T) {
 func TestAuth(t *testing.T) {
 	st := memory.New()
 	defer st.Close()
-	e := newEnv(t, st, envOptions{token: testToken})
+	var logs bytes.Buffer
+	e := newEnv(t, st, envOptions{token: testToken, logger: slog.New(slog.NewJSONHandler(&logs, nil))})
 
 	// RFC 6750 §3.1: no credentials get a bare challenge.
 	r := e.doWith("GET", "/admin/users", nil, nil)
@@ -272,6 +273,9 @@ func TestAuth(t *testing.T) {
 	e.want(r, http.StatusUnauthorized, "invalid_token")
 	if got := r.header.Get("WWW-Authenticate"); !strings.Contains(got, `error="invalid_token"`) {
 		t.Errorf("WWW-Authenticate for a wrong token = %q, want error=\"invalid_token\"", got)
+	}
+	if !strings.Contains(logs.String(), "wrong token") || strings.Contains(logs.String(), testToken[1:]) || strings.Contains(logs.String(), strings.Repeat("x", 43)) {
+		t.Errorf("wrong tokens must be logged without the token: %s", logs.String())
 	}
 	// The scheme is case-insensitive (RFC 9110 §11.1).
 	e.want(e.doWith("GET", "/admin/users", nil, map[string]string{"Authorization": "bearer " + testToken}), http.StatusOK, "")
