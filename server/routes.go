@@ -48,7 +48,7 @@ func (s *Server) publicRoutes() *mux.Router {
 	handle(OpenIDConfigPath, s.provider.Discovery, get, head)
 	handle(OAuthMetadataPath, s.provider.Discovery, get, head)
 	// RFC 7517 §5 JWK Set; OpenID Connect Discovery §3 jwks_uri.
-	r.Handle(JWKSPath, s.cfg.JWKS).Methods(get, head)
+	r.Handle(JWKSPath, s.cfg.Keys.JWKSHandler()).Methods(get, head)
 
 	// RFC 6749 §3.1 authorization endpoint (OIDC Core §3.1.2.1: GET and POST).
 	handle(AuthorizePath, s.provider.Authorize, get, post)
@@ -96,6 +96,10 @@ func (s *Server) adminRoutes() *mux.Router {
 
 	r.Handle("/health/alive", http.HandlerFunc(s.alive)).Methods(http.MethodGet, http.MethodHead)
 	r.Handle("/health/ready", http.HandlerFunc(s.ready)).Methods(http.MethodGet, http.MethodHead)
+
+	// The admin API (/admin/...), behind its bearer token; server/admin
+	// lists its routes and their methods.
+	s.adminAPI.Routes(r)
 
 	return r
 }

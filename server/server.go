@@ -6,6 +6,8 @@
 package server
 
 import (
+	"context"
+	"crypto"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -14,18 +16,23 @@ import (
 	"slices"
 	"time"
 
+	jose "github.com/go-jose/go-jose/v4"
 	"github.com/gorilla/mux"
 
+	"github.com/gatehouse-idp/gatehouse/server/admin"
 	"github.com/gatehouse-idp/gatehouse/server/clients"
 	"github.com/gatehouse-idp/gatehouse/server/demo"
 	"github.com/gatehouse-idp/gatehouse/server/jwksfetch"
+	"github.com/gatehouse-idp/gatehouse/server/keys"
 	"github.com/gatehouse-idp/gatehouse/server/login"
+	"github.com/gatehouse-idp/gatehouse/server/logout"
 	"github.com/gatehouse-idp/gatehouse/server/oauth"
 	"github.com/gatehouse-idp/gatehouse/server/password"
 	"github.com/gatehouse-idp/gatehouse/server/registration"
 	"github.com/gatehouse-idp/gatehouse/server/requestid"
 	"github.com/gatehouse-idp/gatehouse/server/secrets"
 	"github.com/gatehouse-idp/gatehouse/server/session"
+	"github.com/gatehouse-idp/gatehouse/server/users"
 	"github.com/gatehouse-idp/gatehouse/server/web"
 	"github.com/gatehouse-idp/gatehouse/storage"
 )
@@ -49,14 +56,8 @@ type Config struct {
 	// Ring is the system secret keyring: token HMACs, client secret hashes,
 	// CSRF tokens, sealed cookies. Required.
 	Ring *secrets.Keyring
-	// SigningKey returns the active signing key of an algorithm and
-	// PublicKeys every published key (server/keys.Manager's methods of the
-	// same names). SigningKey is required.
-	SigningKey oauth.SigningKeyFunc
-	PublicKeys oauth.PublicKeysFunc
-	// JWKS serves the public key set at /.well-known/jwks.json (the key
-	// manager's JWKSHandler). Required.
-	JWKS http.Handler
+	// Keys is the signing key set (a *keys.Manager). Required.
+	Keys Keys
 	// Passwords hashes and verifies user passwords. Default: argon2id with
 	// password.DefaultParams.
 	Passwords *password.Hasher
@@ -66,6 +67,11 @@ type Config struct {
 	Registration RegistrationConfig
 	// Demo, when set (dev mode), mounts the demo relying party at /demo.
 	Demo *DemoConfig
+	// Admin configures the admin API on the admin listener.
+	Admin AdminConfig
+	// AllowPrivateLogoutURIs lets back-channel logout deliveries reach
+	// loopback and private addresses (config clients.allow_private_jwks_uri).
+	AllowPrivateLogoutURIs bool
 	// MaxBodyBytes bounds every request body. Default DefaultMaxBodyBytes.
 	MaxBodyBytes int64
 	// ReadyTimeout bounds each storage ping of /health/ready. Default DefaultReadyTimeout.
@@ -127,6 +133,25 @@ type DemoConfig struct {
 	HTTPClient *http.Client
 }
 
+// Keys is what the server needs of the signing key manager
+// (*keys.Manager): signing, the published key set, and the admin API's view.
+type Keys interface {
+	SigningKey(ctx context.Context, alg string) (kid string, key crypto.Signer, err error)
+	PublicKeys() jose.JSONWebKeySet
+	JWKSHandler() http.Handler
+	Algorithms() []string
+	List() []keys.KeyInfo
+	Rotate(ctx context.Context, force bool) error
+}
+
+// AdminConfig configures the admin API.
+type AdminConfig struct {
+	// Token is the bearer token of the admin API; empty answers 503,
+	// unless Dev, where a random one is made and logged once.
+	Token string
+	Dev   bool
+}
+
 // Server holds the assembled handlers.
 type Server struct {
 	cfg    Config
@@ -140,6 +165,8 @@ type Server struct {
 	login    *login.Handler
 	reg      *registration.Handler // nil when registration is disabled
 	demo     *demo.Handler         // nil outside dev mode
+	adminAPI *admin.API
+	outbox   *logout.Deliverer
 }
 
 // New checks cfg, parses the templates and builds every feature's handlers.
@@ -150,14 +177,11 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Stores.Durable == nil || cfg.Stores.Ephemeral == nil {
 		return nil, errors.New("server config: durable and ephemeral stores are required")
 	}
-	if cfg.JWKS == nil {
-		return nil, errors.New("server config: JWKS handler is required")
+	if cfg.Keys == nil {
+		return nil, errors.New("server config: signing keys are required")
 	}
 	if cfg.Ring == nil {
 		return nil, errors.New("server config: system secret keyring is required")
-	}
-	if cfg.SigningKey == nil {
-		return nil, errors.New("server config: signing key source is required")
 	}
 	iss, err := url.Parse(cfg.Issuer)
 	if err != nil || (iss.Scheme != "https" && iss.Scheme != "http") || iss.Host == "" {
@@ -202,9 +226,28 @@ func New(cfg Config) (*Server, error) {
 // buildFeatures wires the protocol core, the pages, registration and the
 // demo. login and oauth need each other: login is the provider's
 // Interaction, the provider is login's Flow, hence SetFlow.
-func (s *Server) buildFeatures(webCfg web.Config) error {
+func (s *Server) buildFeatures(webCfg web.Config) (err error) {
 	cfg := s.cfg
 	st := cfg.Stores
+	log := s.log
+	s.outbox, err = logout.NewDeliverer(logout.DelivererConfig{
+		Outbox: st.Durable, Clients: st.Durable, Keys: cfg.Keys,
+		AllowPrivate: cfg.AllowPrivateLogoutURIs,
+		Logger:       log.With("component", "logout"),
+		Now:          cfg.Now,
+	})
+	if err != nil {
+		return fmt.Errorf("building the logout deliverer: %w", err)
+	}
+	logoutSvc, err := logout.New(logout.Config{
+		Issuer: cfg.Issuer, Clients: st.Durable, Sessions: st.Ephemeral, Outbox: st.Durable,
+		Notify: s.outbox.Notify,
+		Logger: log.With("component", "logout"),
+		Now:    cfg.Now,
+	})
+	if err != nil {
+		return fmt.Errorf("building logout propagation: %w", err)
+	}
 	sessions, err := session.New(session.Config{Store: st.Ephemeral, Keys: cfg.Ring, Secure: s.hsts, Now: cfg.Now})
 	if err != nil {
 		return fmt.Errorf("building sessions: %w", err)
@@ -213,6 +256,7 @@ func (s *Server) buildFeatures(webCfg web.Config) error {
 		Users: st.Durable, Clients: st.Durable, Consents: st.Durable, Throttle: st.Ephemeral,
 		Sessions: sessions, Passwords: cfg.Passwords,
 		UI: s.ui, Web: webCfg,
+		Logout: logoutSvc,
 		Logger: s.log.With("component", "login"),
 		Now:    cfg.Now,
 	})
@@ -250,8 +294,8 @@ func (s *Server) buildFeatures(webCfg web.Config) error {
 		Issuer:      cfg.Issuer,
 		Stores:      st,
 		Ring:        cfg.Ring,
-		SigningKey:  cfg.SigningKey,
-		PublicKeys:  cfg.PublicKeys,
+		SigningKey:  cfg.Keys.SigningKey,
+		PublicKeys:  cfg.Keys.PublicKeys,
 		Interaction: s.login,
 		RenderError: s.renderAuthorizeError,
 		Endpoints: oauth.Endpoints{
@@ -283,6 +327,27 @@ func (s *Server) buildFeatures(webCfg web.Config) error {
 	}
 	s.login.SetFlow(s.provider)
 
+	tokens := registration.NewTokenService(st.Durable, cfg.Ring, log.With("component", "registration"), cfg.Now)
+	if s.reg != nil {
+		tokens = s.reg.Tokens()
+	}
+	s.adminAPI, err = admin.New(admin.Config{
+		Token:    cfg.Admin.Token,
+		Dev:      cfg.Admin.Dev,
+		Clients:  clientSvc,
+		Users:    users.New(st.Durable, cfg.Passwords, log.With("component", "users")),
+		Tokens:   tokens,
+		Keys:     cfg.Keys,
+		Sessions: st.Ephemeral,
+		Consents: st.Durable,
+		Grants:   st.Ephemeral,
+		Ender:    logoutSvc,
+		Logger:   log.With("component", "admin"),
+	})
+	if err != nil {
+		return fmt.Errorf("building the admin API: %w", err)
+	}
+
 	if cfg.Demo != nil {
 		pages, err := demo.NewPages(s.ui, webCfg)
 		if err != nil {
@@ -303,6 +368,11 @@ func (s *Server) buildFeatures(webCfg web.Config) error {
 	}
 	return nil
 }
+
+// Run delivers queued back-channel logout notifications until ctx ends
+// (OpenID Connect Back-Channel Logout 1.0 §2.5). Run it in every replica:
+// they share the outbox.
+func (s *Server) Run(ctx context.Context) error { return s.outbox.Run(ctx) }
 
 // accessTokenAlg picks the JWS algorithm of RFC 9068 JWT access tokens:
 // ES256 (short signatures) when there is such a key, else the first one.

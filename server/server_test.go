@@ -14,6 +14,9 @@ import (
 	"sync"
 	"testing"
 
+	jose "github.com/go-jose/go-jose/v4"
+
+	"github.com/gatehouse-idp/gatehouse/server/keys"
 	"github.com/gatehouse-idp/gatehouse/server/secrets"
 	"github.com/gatehouse-idp/gatehouse/storage"
 )
@@ -95,10 +98,24 @@ func testRing(t *testing.T) *secrets.Keyring {
 	return ring
 }
 
-// noSigningKey stands in for the key manager: these tests never sign.
-func noSigningKey(context.Context, string) (string, crypto.Signer, error) {
+// jwksDoc serves testJWKS.
+var jwksDoc = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "application/jwk-set+json")
+	io.WriteString(w, testJWKS)
+})
+
+// testKeys stands in for the key manager: these tests serve its JWKS
+// document but never sign.
+type testKeys struct{ jwks http.Handler }
+
+func (testKeys) SigningKey(context.Context, string) (string, crypto.Signer, error) {
 	return "", nil, errors.New("no signing key in this test")
 }
+func (testKeys) PublicKeys() jose.JSONWebKeySet     { return jose.JSONWebKeySet{} }
+func (k testKeys) JWKSHandler() http.Handler        { return k.jwks }
+func (testKeys) Algorithms() []string               { return []string{"RS256"} }
+func (testKeys) List() []keys.KeyInfo               { return nil }
+func (testKeys) Rotate(context.Context, bool) error { return errors.New("no rotation in this test") }
 
 func newFixture(t *testing.T, mod func(*Config)) *fixture {
 	t.Helper()
@@ -107,12 +124,8 @@ func newFixture(t *testing.T, mod func(*Config)) *fixture {
 		Issuer: "https://id.example.com",
 		Logger: slog.New(slog.NewJSONHandler(f.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		Stores: storage.Stores{Durable: f.durable, Ephemeral: f.ephemeral},
-		JWKS: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			w.Header().Set("Content-Type", "application/jwk-set+json")
-			io.WriteString(w, testJWKS)
-		}),
-		Ring:       testRing(t),
-		SigningKey: noSigningKey,
+		Keys:   testKeys{jwks: jwksDoc},
+		Ring:   testRing(t),
 	}
 	if mod != nil {
 		mod(&cfg)
@@ -139,22 +152,20 @@ func TestNewRejectsIncompleteConfig(t *testing.T) {
 	logger := slog.New(slog.DiscardHandler)
 	st := &pingStore{}
 	ok := Config{
-		Issuer:     "https://id.example.com",
-		Logger:     logger,
-		Stores:     storage.Stores{Durable: st, Ephemeral: st},
-		JWKS:       http.NotFoundHandler(),
-		Ring:       testRing(t),
-		SigningKey: noSigningKey,
+		Issuer: "https://id.example.com",
+		Logger: logger,
+		Stores: storage.Stores{Durable: st, Ephemeral: st},
+		Keys:   testKeys{jwks: http.NotFoundHandler()},
+		Ring:   testRing(t),
 	}
 	for name, mod := range map[string]func(*Config){
 		"no keyring":      func(c *Config) { c.Ring = nil },
-		"no signing key":  func(c *Config) { c.SigningKey = nil },
 		"bad reg policy":  func(c *Config) { c.Registration.Policy = "everyone" },
 		"demo no secret":  func(c *Config) { c.Demo = &DemoConfig{} },
 		"no logger":       func(c *Config) { c.Logger = nil },
 		"no durable":      func(c *Config) { c.Stores.Durable = nil },
 		"no ephemeral":    func(c *Config) { c.Stores.Ephemeral = nil },
-		"no jwks":         func(c *Config) { c.JWKS = nil },
+		"no keys":         func(c *Config) { c.Keys = nil },
 		"relative issuer": func(c *Config) { c.Issuer = "/id" },
 		"ftp issuer":      func(c *Config) { c.Issuer = "ftp://id.example.com" },
 		"bad accent":      func(c *Config) { c.Brand.AccentColor = "blue" },
@@ -350,9 +361,9 @@ func TestAccessLogOmitsQuery(t *testing.T) {
 
 func TestPanicRecovery(t *testing.T) {
 	f := newFixture(t, func(c *Config) {
-		c.JWKS = http.HandlerFunc(func(http.ResponseWriter, *http.Request) {
+		c.Keys = testKeys{jwks: http.HandlerFunc(func(http.ResponseWriter, *http.Request) {
 			panic("boom: internal detail")
-		})
+		})}
 	})
 	h := f.srv.Handler()
 
@@ -392,9 +403,9 @@ func TestBodyLimit(t *testing.T) {
 	var readErr error
 	f := newFixture(t, func(c *Config) {
 		c.MaxBodyBytes = 10
-		c.JWKS = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c.Keys = testKeys{jwks: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			_, readErr = io.ReadAll(r.Body)
-		})
+		})}
 	})
 	// The JWKS route only takes GET; a GET with a body is enough to see the limit.
 	do(f.srv.Handler(), http.MethodGet, "/.well-known/jwks.json", nil, strings.NewReader("0123456789"))

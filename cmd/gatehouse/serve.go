@@ -153,7 +153,7 @@ func runServe(ctx context.Context, cfg config.Config, opts serveOptions) (err er
 	defer stopLoops()
 	loops.Go(func() {
 		if err := a.Run(loopCtx); err != nil {
-			log.Error("key manager stopped", "error", err)
+			log.Error("background work stopped", "error", err)
 		}
 	})
 	if sqlEphemeral {

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"sync"
 
 	"github.com/gatehouse-idp/gatehouse/server"
 	"github.com/gatehouse-idp/gatehouse/server/clients"
@@ -101,14 +102,12 @@ func New(ctx context.Context, cfg config.Config, stores storage.Stores, opts Opt
 	}
 
 	a.Server, err = server.New(server.Config{
-		Issuer:     cfg.Issuer,
-		Logger:     log,
-		Stores:     stores,
-		Ring:       ring,
-		SigningKey: km.SigningKey,
-		PublicKeys: km.PublicKeys,
-		JWKS:       km.JWKSHandler(),
-		Passwords:  hasher,
+		Issuer:    cfg.Issuer,
+		Logger:    log,
+		Stores:    stores,
+		Ring:      ring,
+		Keys:      km,
+		Passwords: hasher,
 		OAuth: server.OAuthConfig{
 			AccessTokenLifetime:                cfg.Tokens.AccessTokenLifetime,
 			RefreshTokenLifetime:               cfg.Tokens.RefreshTokenLifetime,
@@ -125,9 +124,11 @@ func New(ctx context.Context, cfg config.Config, stores storage.Stores, opts Opt
 			SecretRotationOverlap: cfg.Registration.SecretRotationOverlap,
 			MaxBodyBytes:          cfg.Registration.MaxBodyBytes,
 		},
-		Demo:         demoCfg,
-		MaxBodyBytes: cfg.HTTP.MaxBodyBytes,
-		TemplatesDir: cfg.UI.TemplatesDir,
+		Demo:                   demoCfg,
+		Admin:                  server.AdminConfig{Token: cfg.Admin.Token.Reveal(), Dev: cfg.Dev},
+		AllowPrivateLogoutURIs: cfg.Clients.AllowPrivateJWKSURI,
+		MaxBodyBytes:           cfg.HTTP.MaxBodyBytes,
+		TemplatesDir:           cfg.UI.TemplatesDir,
 		Brand: web.Brand{
 			ProductName: cfg.UI.ProductName,
 			LogoURL:     cfg.UI.LogoURL,
@@ -140,6 +141,13 @@ func New(ctx context.Context, cfg config.Config, stores storage.Stores, opts Opt
 	return a, nil
 }
 
-// Run runs the background work (signing key rotation and replica sync)
-// until ctx ends.
-func (a *App) Run(ctx context.Context) error { return a.Keys.Run(ctx) }
+// Run runs the background work until ctx ends: signing key rotation and
+// replica sync, and back-channel logout delivery.
+func (a *App) Run(ctx context.Context) error {
+	var wg sync.WaitGroup
+	var keysErr, logoutErr error
+	wg.Go(func() { keysErr = a.Keys.Run(ctx) })
+	wg.Go(func() { logoutErr = a.Server.Run(ctx) })
+	wg.Wait()
+	return errors.Join(keysErr, logoutErr)
+}
