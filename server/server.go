@@ -109,6 +109,9 @@ type OAuthConfig struct {
 	// SigningAlgs are the algorithms there are signing keys for: ID tokens
 	// may be signed with any of them. Default RS256.
 	SigningAlgs []string
+	// ClientCacheTTL caches clients read from storage this long (0: off);
+	// see oauth.Config.
+	ClientCacheTTL time.Duration
 }
 
 // RegistrationConfig configures dynamic client registration.
@@ -264,7 +267,9 @@ func (s *Server) buildFeatures(webCfg web.Config) (err error) {
 		return fmt.Errorf("building login pages: %w", err)
 	}
 
-	clientSvc := clients.New(st.Durable, cfg.Ring, s.log.With("component", "clients"))
+	// Changes through the admin API or registration drop the provider's
+	// cached copy of the client at once (other replicas: within its TTL).
+	clientSvc := clients.New(forgettingClients{ClientStore: st.Durable, s: s}, cfg.Ring, s.log.With("component", "clients"))
 	if cfg.Registration.Policy != registration.PolicyDisabled {
 		s.reg, err = registration.New(registration.Config{
 			Issuer:                cfg.Issuer,
@@ -314,6 +319,7 @@ func (s *Server) buildFeatures(webCfg web.Config) (err error) {
 		IDTokenAlgs:                        o.SigningAlgs,
 		RequirePushedAuthorizationRequests: o.RequirePushedAuthorizationRequests,
 		RegistrationEndpoint:               regEndpoint,
+		ClientCacheTTL:                     o.ClientCacheTTL,
 		JWKSFetcher: jwksfetch.New(jwksfetch.Config{
 			AllowPrivate: o.AllowPrivateJWKSURI,
 			Logger:       s.log.With("component", "jwksfetch"),
@@ -406,4 +412,28 @@ func (s *Server) newRouter() *mux.Router {
 	r.NotFoundHandler = http.HandlerFunc(s.notFound)
 	r.MethodNotAllowedHandler = methodNotAllowed(r, s)
 	return r
+}
+
+// forgettingClients tells the provider's client cache about every change.
+type forgettingClients struct {
+	storage.ClientStore
+	s *Server
+}
+
+func (f forgettingClients) forget(id string) {
+	if f.s.provider != nil {
+		f.s.provider.ForgetClient(id)
+	}
+}
+
+func (f forgettingClients) UpdateClient(ctx context.Context, id string, update func(storage.Client) (storage.Client, error)) (storage.Client, error) {
+	c, err := f.ClientStore.UpdateClient(ctx, id, update)
+	f.forget(id)
+	return c, err
+}
+
+func (f forgettingClients) DeleteClient(ctx context.Context, id string) error {
+	err := f.ClientStore.DeleteClient(ctx, id)
+	f.forget(id)
+	return err
 }

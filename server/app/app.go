@@ -117,6 +117,7 @@ func New(ctx context.Context, cfg config.Config, stores storage.Stores, opts Opt
 			RequirePushedAuthorizationRequests: cfg.OAuth.RequirePushedAuthorizationRequests,
 			AllowPrivateJWKSURI:                cfg.Clients.AllowPrivateJWKSURI,
 			SigningAlgs:                        km.Algorithms(),
+			ClientCacheTTL:                     cfg.Clients.CacheTTL,
 		},
 		Registration: server.RegistrationConfig{
 			Policy:                registration.Policy(cfg.Registration.Policy),

@@ -154,6 +154,10 @@ type Clients struct {
 	// loopback, private, link-local or CGNAT addresses. Off by default: a
 	// client could otherwise make the server probe its internal network.
 	AllowPrivateJWKSURI bool `yaml:"allow_private_jwks_uri"`
+	// CacheTTL is how long each replica keeps a client it read: a change
+	// made on another replica (a deleted client, a revoked secret) takes
+	// effect within it. 0s reads the client on every request.
+	CacheTTL time.Duration `yaml:"cache_ttl"`
 }
 
 // Admin configures the admin API served on listen.admin.
@@ -206,6 +210,7 @@ func Default() Config {
 		},
 		UI:           UI{ProductName: "Gatehouse", AccentColor: "#2f6fed"},
 		Registration: Registration{Policy: RegistrationDisabled, MaxBodyBytes: 64 << 10},
+		Clients:      Clients{CacheTTL: 5 * time.Second},
 	}
 }
 

@@ -65,6 +65,7 @@ func TestLoadGoodFile(t *testing.T) {
 			SecretRotationOverlap: 24 * time.Hour,
 			MaxBodyBytes:          32 << 10,
 		},
+		Clients: Clients{CacheTTL: 5 * time.Second}, // the default
 	}
 	if !reflect.DeepEqual(cfg, want) {
 		t.Errorf("parsed config differs:\n got %+v\nwant %+v", cfg, want)

@@ -51,6 +51,9 @@ func (c Config) Validate() error {
 	v.ui(c.UI)
 	v.registration(c.Registration, c.HTTP.MaxBodyBytes)
 	v.admin(c.Admin)
+	if c.Clients.CacheTTL < 0 || c.Clients.CacheTTL > 5*time.Minute {
+		v.add("clients.cache_ttl", "%s is out of range: use 0s (no cache) up to 5m (5s is the default)", c.Clients.CacheTTL)
+	}
 	return errors.Join(v.errs...)
 }
 

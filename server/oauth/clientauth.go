@@ -126,6 +126,21 @@ func (a *clientAuth) authenticate(ctx context.Context, r *http.Request, form url
 	if err != nil {
 		return nil, err
 	}
+	fc, err := a.checkSecret(ctx, c, method, secret)
+	if err != nil && a.store.clients != nil {
+		// The client may come from the cache: a refusal is only given on
+		// what storage holds now (a new secret or method works at once).
+		if c, err = a.freshClient(ctx, clientID); err != nil {
+			return nil, err
+		}
+		fc, err = a.checkSecret(ctx, c, method, secret)
+	}
+	return fc, err
+}
+
+// checkSecret checks the registered method and, for the secret methods, the
+// secret against the current and the rotated keyed hashes.
+func (a *clientAuth) checkSecret(ctx context.Context, c *Client, method, secret string) (fosite.Client, error) {
 	if registered := c.GetTokenEndpointAuthMethod(); registered != method {
 		return nil, invalidClient("The client must authenticate with its registered method %q, not %q (OIDC Registration §2 token_endpoint_auth_method).", registered, method)
 	}
@@ -145,7 +160,15 @@ func (a *clientAuth) authenticate(ctx context.Context, r *http.Request, form url
 }
 
 func (a *clientAuth) client(ctx context.Context, id string) (*Client, error) {
-	fc, err := a.store.GetClient(ctx, id)
+	return asClient(a.store.GetClient(ctx, id))
+}
+
+// freshClient reads the client from storage, not from the cache.
+func (a *clientAuth) freshClient(ctx context.Context, id string) (*Client, error) {
+	return asClient(a.store.loadClient(ctx, id))
+}
+
+func asClient(fc fosite.Client, err error) (*Client, error) {
 	if errors.Is(err, fosite.ErrNotFound) {
 		return nil, invalidClient("Unknown client.").WithWrap(err)
 	}

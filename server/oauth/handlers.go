@@ -78,7 +78,9 @@ func (p *Provider) Token(w http.ResponseWriter, r *http.Request) {
 // writeAccessError turns a lost race on a code or refresh token (the batch
 // condition failed at commit) into invalid_grant rather than server_error.
 func (p *Provider) writeAccessError(ctx context.Context, w http.ResponseWriter, ar fosite.AccessRequester, err error) {
-	if errors.Is(err, storage.ErrInactive) || errors.Is(err, storage.ErrNotFound) {
+	// An unknown client also wraps storage.ErrNotFound; it stays
+	// invalid_client (RFC 6749 §5.2).
+	if (errors.Is(err, storage.ErrInactive) || errors.Is(err, storage.ErrNotFound)) && !errors.Is(err, fosite.ErrInvalidClient) {
 		err = fosite.ErrInvalidGrant.WithHint("The authorization code or refresh token was already used.").WithWrap(err)
 	}
 	p.logServerError(ctx, "token", err)

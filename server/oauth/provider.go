@@ -93,6 +93,12 @@ type Config struct {
 	// again instead of having the grant revoked (a lost response, two browser
 	// tabs). 0 (the default) is strict rotation (RFC 9700 §4.14.2).
 	RefreshGracePeriod time.Duration
+	// ClientCacheTTL, when positive, caches clients read from storage for
+	// this long: a change made on another replica (a deleted client, a
+	// revoked secret) takes effect within it. 0 (the default) reads the
+	// client on every request. ClientCacheSize bounds the entries (0: 10,000).
+	ClientCacheTTL  time.Duration
+	ClientCacheSize int
 
 	// PKCEPublicClientsOnly requires PKCE only of public clients; by default
 	// every authorization code request needs it (RFC 9700 §2.1.1).
@@ -163,6 +169,8 @@ func New(cfg Config) (*Provider, error) {
 		PARLifetime:           cfg.PARLifetime,
 		Now:                   cfg.Now,
 		RefreshGracePeriod:    cfg.RefreshGracePeriod,
+		ClientCacheTTL:        cfg.ClientCacheTTL,
+		ClientCacheSize:       cfg.ClientCacheSize,
 	})
 	if err != nil {
 		return nil, err
@@ -317,6 +325,10 @@ func (p *Provider) Issuer() string { return p.issuer }
 
 // Store returns the fosite storage adapter (for tests and admin tools).
 func (p *Provider) Store() *Store { return p.store }
+
+// ForgetClient drops a client from the client cache; call it after
+// changing or deleting the client in this process.
+func (p *Provider) ForgetClient(id string) { p.store.ForgetClient(id) }
 
 // VerifyIDTokenHint verifies an ID token Gatehouse issued, accepting an
 // expired one (RP-Initiated Logout 1.0 §2 id_token_hint), and returns its

@@ -35,6 +35,8 @@ type Store struct {
 	newClient func(storage.Client) fosite.Client
 	// grace is the refresh token grace period; 0 is strict rotation.
 	grace time.Duration
+	// clients caches client reads (clientcache.go); nil when off.
+	clients *clientCache
 }
 
 type storeLifetimes struct {
@@ -67,6 +69,11 @@ type StoreConfig struct {
 	// RefreshGracePeriod, when positive, makes each rotation open a grace
 	// period for the rotated token (see grace.go).
 	RefreshGracePeriod time.Duration
+	// ClientCacheTTL, when positive, keeps clients read from storage for
+	// this long (see clientcache.go); ClientCacheSize bounds their number
+	// (0: 10,000).
+	ClientCacheTTL  time.Duration
+	ClientCacheSize int
 }
 
 // NewStore returns the adapter.
@@ -94,6 +101,7 @@ func NewStore(cfg StoreConfig) (*Store, error) {
 	if s.newClient == nil {
 		s.newClient = func(c storage.Client) fosite.Client { return NewClient(c, s.now) }
 	}
+	s.clients = newClientCache(cfg.ClientCacheTTL, cfg.ClientCacheSize, s.now)
 	return s, nil
 }
 
@@ -268,12 +276,25 @@ func (s *Store) GetClient(ctx context.Context, id string) (fosite.Client, error)
 	if id == "" {
 		return nil, fosite.ErrNotFound
 	}
+	if c, ok := s.clients.get(id); ok {
+		return s.newClient(c), nil
+	}
+	return s.loadClient(ctx, id)
+}
+
+// loadClient reads a client from storage, bypassing and refreshing the cache.
+func (s *Store) loadClient(ctx context.Context, id string) (fosite.Client, error) {
 	c, err := s.durable.GetClient(ctx, id)
 	if err != nil {
+		s.clients.forget(id)
 		return nil, fmt.Errorf("loading client: %w", mapErr(err))
 	}
+	s.clients.put(c)
 	return s.newClient(c), nil
 }
+
+// ForgetClient drops a cached client, for a change made in this process.
+func (s *Store) ForgetClient(id string) { s.clients.forget(id) }
 
 // ClientAssertionJWTValid cannot tell without consuming the jti (the replay
 // cache only has UseOnce), so it accepts; SetClientAssertionJWT, which fosite
