@@ -2,6 +2,7 @@ package server
 
 import (
 	"net/http"
+	"net/http/pprof"
 
 	"github.com/gorilla/mux"
 
@@ -100,6 +101,15 @@ func (s *Server) adminRoutes() *mux.Router {
 	// The admin API (/admin/...), behind its bearer token; server/admin
 	// lists its routes and their methods.
 	s.adminAPI.Routes(r)
+
+	if s.cfg.Admin.PProf {
+		// Profiling a running server (docs/performance.md); off by default.
+		r.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline).Methods(http.MethodGet)
+		r.HandleFunc("/debug/pprof/profile", pprof.Profile).Methods(http.MethodGet)
+		r.HandleFunc("/debug/pprof/symbol", pprof.Symbol).Methods(http.MethodGet, http.MethodPost)
+		r.HandleFunc("/debug/pprof/trace", pprof.Trace).Methods(http.MethodGet)
+		r.PathPrefix("/debug/pprof/").HandlerFunc(pprof.Index).Methods(http.MethodGet)
+	}
 
 	return r
 }

@@ -153,6 +153,8 @@ type AdminConfig struct {
 	// unless Dev, where a random one is made and logged once.
 	Token string
 	Dev   bool
+	// PProf mounts net/http/pprof under /debug/pprof/ on the admin listener.
+	PProf bool
 }
 
 // Server holds the assembled handlers.

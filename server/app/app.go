@@ -126,7 +126,7 @@ func New(ctx context.Context, cfg config.Config, stores storage.Stores, opts Opt
 			MaxBodyBytes:          cfg.Registration.MaxBodyBytes,
 		},
 		Demo:                   demoCfg,
-		Admin:                  server.AdminConfig{Token: cfg.Admin.Token.Reveal(), Dev: cfg.Dev},
+		Admin:                  server.AdminConfig{Token: cfg.Admin.Token.Reveal(), Dev: cfg.Dev, PProf: cfg.Admin.PProf},
 		AllowPrivateLogoutURIs: cfg.Clients.AllowPrivateJWKSURI,
 		MaxBodyBytes:           cfg.HTTP.MaxBodyBytes,
 		TemplatesDir:           cfg.UI.TemplatesDir,

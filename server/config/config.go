@@ -167,6 +167,9 @@ type Admin struct {
 	// one the admin API answers 503, except in dev mode where a random token
 	// is made at start and logged once.
 	Token Secret `yaml:"token"`
+	// PProf serves Go's profiler under /debug/pprof/ on the admin listener,
+	// without the token: turn it on only where that listener is private.
+	PProf bool `yaml:"pprof"`
 }
 
 // Dev-mode defaults.
