@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"slices"
 	"strings"
@@ -555,5 +556,68 @@ func TestRegistrationDisabled_RFC8414_2(t *testing.T) {
 	req.Header.Set("Content-Type", "application/json")
 	if code := e.doJSON(req, &map[string]any{}); code != http.StatusNotFound {
 		t.Errorf("POST /oauth2/register with registration disabled: %d, want 404", code)
+	}
+}
+
+// TestAdminAPIOnAdminListenerOnly: the admin API is mounted on the admin
+// handler, behind its bearer token, and absent from the public one.
+func TestAdminAPIOnAdminListenerOnly(t *testing.T) {
+	token := strings.Repeat("k", 40)
+	e := start(t, backends[0].open(t), func(c *config.Config) { c.Admin.Token = config.NewSecret(token) })
+	md := e.client(webClient())
+	admin := httptest.NewServer(e.app.Server.AdminHandler())
+	defer admin.Close()
+
+	get := func(base, auth string) (int, map[string]any) {
+		req, _ := http.NewRequest(http.MethodGet, base+"/admin/clients/"+md.ClientID, nil)
+		if auth != "" {
+			req.Header.Set("Authorization", "Bearer "+auth)
+		}
+		var out map[string]any
+		return e.doJSON(req, &out), out
+	}
+	if code, _ := get(admin.URL, ""); code != http.StatusUnauthorized {
+		t.Errorf("admin API without the token: %d, want 401", code)
+	}
+	if code, out := get(admin.URL, token); code != http.StatusOK || out["client_id"] != md.ClientID {
+		t.Errorf("admin API with the token: %d %v", code, out)
+	}
+	if code, _ := get(e.issuer, token); code != http.StatusNotFound {
+		t.Errorf("admin API on the public listener: %d, want 404", code)
+	}
+}
+
+// TestRPInitiatedLogout_OIDCRPInitiatedLogout_2: a logout with the client's
+// id_token_hint ends the session and returns to the registered
+// post_logout_redirect_uri with the state; the next prompt=none request
+// then has no session (OIDC Core §3.1.2.6 login_required).
+func TestRPInitiatedLogout_OIDCRPInitiatedLogout_2(t *testing.T) {
+	e := start(t, backends[0].open(t), nil)
+	_, pw := e.user("bye")
+	m := webClient()
+	m.PostLogoutRedirectURIs = []string{"https://rp.example.test/bye"}
+	md := e.client(m)
+	conf := e.rp(md, "openid")
+	b := e.browser()
+	tok, _ := e.codeFlow(b, conf, "bye", pw)
+
+	q := url.Values{
+		"id_token_hint":            {tok.Extra("id_token").(string)},
+		"post_logout_redirect_uri": {"https://rp.example.test/bye"},
+		"state":                    {"logout-state"},
+	}
+	p := b.get(e.issuer + "/oauth2/logout?" + q.Encode())
+	// Logout may pass through a page loading front-channel logout iframes
+	// before continuing; with no front-channel client it redirects at once.
+	if p.status != http.StatusFound && p.status != http.StatusSeeOther {
+		t.Fatalf("logout: %d at %s, want a redirect:\n%s", p.status, p.url, p.body)
+	}
+	loc, _ := url.Parse(p.header.Get("Location"))
+	if loc.Host != "rp.example.test" || loc.Path != "/bye" || loc.Query().Get("state") != "logout-state" {
+		t.Errorf("logout redirected to %s, want https://rp.example.test/bye?state=logout-state (RP-Initiated Logout §3)", loc)
+	}
+	p = b.get(conf.AuthCodeURL("after-logout", oauth2.S256ChallengeOption(oauth2.GenerateVerifier()), oauth2.SetAuthURLParam("prompt", "none")))
+	if got := p.redirect(t).Get("error"); got != "login_required" {
+		t.Errorf("prompt=none after logout: error=%q, want login_required", got)
 	}
 }
