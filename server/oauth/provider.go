@@ -249,6 +249,9 @@ func New(cfg Config) (*Provider, error) {
 		log:       cfg.Logger,
 		now:       cfg.Now,
 	}
+	for i, h := range fcfg.TokenEndpointHandlers {
+		fcfg.TokenEndpointHandlers[i] = gatedTokenHandler{h} // strategy.go
+	}
 	p.installClientPolicy() // clientauth.go, requestobject.go
 	if err := p.encodeDiscovery(); err != nil {
 		return nil, err
