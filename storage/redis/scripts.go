@@ -125,3 +125,18 @@ if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
 redis.call('SET', KEYS[1], ARGV[2], 'PXAT', ARGV[3])
 return 1
 `)
+
+// getRequestScript reads a request record through its signature pointer in
+// one round trip: GET the pointer, then HMGET d, a, x of the record it names
+// (an empty reply when the pointer is absent). The record key is built here,
+// as keys.request does (the grant escaped inside its {tag}), so it is not
+// declared in KEYS and lies on another slot than the pointer: Redis Cluster
+// refuses that, and GetRequest uses it only on a single server.
+//
+// KEYS[1] the pointer; ARGV[1] prefix.."req:", ARGV[2] the member "<kind>:<sig>"
+var getRequestScript = goredis.NewScript(`
+local g = redis.call('GET', KEYS[1])
+if not g then return false end
+local esc = string.gsub(g, '[%%{}]', {['%'] = '%25', ['{'] = '%7B', ['}'] = '%7D'})
+return redis.call('HMGET', ARGV[1] .. '{' .. esc .. '}:' .. ARGV[2], 'd', 'a', 'x')
+`)
