@@ -66,6 +66,7 @@ func TestLoadGoodFile(t *testing.T) {
 			MaxBodyBytes:          32 << 10,
 		},
 		Clients: Clients{CacheTTL: 5 * time.Second}, // the default
+		OAuth:   OAuth{PKCE: PKCERequired},          // the default
 	}
 	if !reflect.DeepEqual(cfg, want) {
 		t.Errorf("parsed config differs:\n got %+v\nwant %+v", cfg, want)
@@ -194,6 +195,32 @@ func TestValidateKeysPublishAheadCoversJWKSCache(t *testing.T) {
 	err := c.Validate()
 	if err == nil || !strings.Contains(err.Error(), "keys.jwks_max_age: 1h0m0s is longer than keys.publish_ahead") {
 		t.Errorf("got %v", err)
+	}
+}
+
+// The logo rule matches server/web's start-up check: the pages'
+// Content-Security-Policy (img-src 'self' https:) blocks any other image.
+func TestValidateLogoURL(t *testing.T) {
+	good := []string{"", "https://cdn.example.com/logo.svg", "/static/logo.svg"}
+	bad := []string{"http://cdn.example.com/logo.svg", "//cdn.example.com/logo.svg", "https:///logo.svg", "javascript:alert(1)", "logo.svg"}
+	for _, l := range good {
+		c := validCfg()
+		c.UI.LogoURL = l
+		if err := c.Validate(); err != nil {
+			t.Errorf("logo %q: %v", l, err)
+		}
+	}
+	for _, l := range bad {
+		c := validCfg()
+		c.UI.LogoURL = l
+		if err := c.Validate(); err == nil || !strings.HasPrefix(err.Error(), "ui.logo_url: ") {
+			t.Errorf("logo %q: got %v, want a ui.logo_url error", l, err)
+		}
+	}
+	c := validCfg()
+	c.UI.LogoURL = "http://cdn.example.com/logo.svg"
+	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "Content-Security-Policy") {
+		t.Errorf("http logo: got %v, want the reason (the CSP) in the message", err)
 	}
 }
 

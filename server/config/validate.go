@@ -282,13 +282,22 @@ func (v *validator) ui(u UI) {
 	if strings.TrimSpace(u.ProductName) == "" {
 		v.add("ui.product_name", "must not be empty: use e.g. Gatehouse")
 	}
+	// The pages' Content-Security-Policy allows images from 'self' and https:
+	// only, so this is the rule server/web enforces at start: an https URL
+	// with a host, or a path on this server.
 	if u.LogoURL != "" {
 		l, err := url.Parse(u.LogoURL)
 		switch {
 		case err != nil:
 			v.add("ui.logo_url", "%q is not a URL: use an https URL or a path such as /static/logo.svg", u.LogoURL)
-		case l.IsAbs() && l.Scheme != "https" && l.Scheme != "http":
+		case strings.HasPrefix(u.LogoURL, "//"):
+			v.add("ui.logo_url", "%q has no scheme: write it as https:%s", u.LogoURL, u.LogoURL)
+		case l.Scheme == "http":
+			v.add("ui.logo_url", "%q uses http, which the pages' Content-Security-Policy blocks: serve the logo over https or from a path such as /static/logo.svg", u.LogoURL)
+		case l.IsAbs() && l.Scheme != "https":
 			v.add("ui.logo_url", "%q has scheme %q: use an https URL or a path such as /static/logo.svg", u.LogoURL, l.Scheme)
+		case l.IsAbs() && l.Host == "":
+			v.add("ui.logo_url", "%q has no host: use an https URL such as https://cdn.example.com/logo.svg", u.LogoURL)
 		case !l.IsAbs() && !strings.HasPrefix(u.LogoURL, "/"):
 			v.add("ui.logo_url", "%q is relative: use an https URL or a path starting with /", u.LogoURL)
 		}
