@@ -23,6 +23,7 @@ import (
 	"github.com/gatehouse-idp/gatehouse/server/clients"
 	"github.com/gatehouse-idp/gatehouse/server/keys"
 	"github.com/gatehouse-idp/gatehouse/server/registration"
+	"github.com/gatehouse-idp/gatehouse/server/respond"
 	"github.com/gatehouse-idp/gatehouse/server/users"
 	"github.com/gatehouse-idp/gatehouse/storage"
 )
@@ -138,7 +139,7 @@ func randomToken() string {
 func (a *API) Handler() http.Handler {
 	r := mux.NewRouter()
 	r.NotFoundHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, r, http.StatusNotFound, codeNotFound, "there is no admin resource at this path")
+		respond.Error(w, r, http.StatusNotFound, codeNotFound, "there is no admin resource at this path")
 	})
 	r.MethodNotAllowedHandler = methodNotAllowed(r)
 	a.Routes(r)
@@ -204,7 +205,7 @@ func (a *API) guard(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Cache-Control", "no-store")
 		if !a.enabled {
-			writeError(w, r, http.StatusServiceUnavailable, "admin_api_disabled",
+			respond.Error(w, r, http.StatusServiceUnavailable, "admin_api_disabled",
 				"the admin API is disabled: configure admin.token (GATEHOUSE_ADMIN_TOKEN or GATEHOUSE_ADMIN_TOKEN_FILE) with at least 32 random bytes")
 			return
 		}
@@ -212,7 +213,7 @@ func (a *API) guard(next http.Handler) http.Handler {
 		if !present {
 			// RFC 6750 §3.1: no credentials, a bare challenge.
 			w.Header().Set("WWW-Authenticate", `Bearer realm="gatehouse-admin"`)
-			writeError(w, r, http.StatusUnauthorized, "invalid_token", "send the admin token as Authorization: Bearer <token>")
+			respond.Error(w, r, http.StatusUnauthorized, "invalid_token", "send the admin token as Authorization: Bearer <token>")
 			return
 		}
 		// Comparing digests keeps the time independent of the token's
@@ -221,7 +222,7 @@ func (a *API) guard(next http.Handler) http.Handler {
 		if subtle.ConstantTimeCompare(got[:], a.tokenHash[:]) != 1 {
 			a.log.WarnContext(r.Context(), "admin API: wrong token", "method", r.Method, "path", r.URL.Path)
 			w.Header().Set("WWW-Authenticate", `Bearer realm="gatehouse-admin", error="invalid_token"`)
-			writeError(w, r, http.StatusUnauthorized, "invalid_token", "the admin token is not valid")
+			respond.Error(w, r, http.StatusUnauthorized, "invalid_token", "the admin token is not valid")
 			return
 		}
 		if r.Body != nil && r.Body != http.NoBody {

@@ -8,6 +8,7 @@ import (
 	"github.com/gorilla/mux"
 
 	"github.com/gatehouse-idp/gatehouse/server/clients"
+	"github.com/gatehouse-idp/gatehouse/server/respond"
 	"github.com/gatehouse-idp/gatehouse/storage"
 )
 
@@ -24,7 +25,7 @@ func (a *API) listClients(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, pageFrom(cs, p, clientID, clients.FromClient))
+	respond.JSON(w, http.StatusOK, pageFrom(cs, p, clientID, clients.FromClient))
 }
 
 // createClient registers a client from RFC 7591 §2 metadata as a trusted
@@ -43,7 +44,7 @@ func (a *API) createClient(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.Header().Set("Location", "/admin/clients/"+url.PathEscape(out.ClientID))
-	writeJSON(w, http.StatusCreated, out)
+	respond.JSON(w, http.StatusCreated, out)
 }
 
 func (a *API) getClient(w http.ResponseWriter, r *http.Request) {
@@ -52,7 +53,7 @@ func (a *API) getClient(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, clients.FromClient(c))
+	respond.JSON(w, http.StatusOK, clients.FromClient(c))
 }
 
 // updateClient replaces the client's metadata as RFC 7592 §2.2 does: what
@@ -73,7 +74,7 @@ func (a *API) updateClient(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, out)
+	respond.JSON(w, http.StatusOK, out)
 }
 
 // deleteClient deletes the client and revokes its grants, so that its
@@ -84,13 +85,7 @@ func (a *API) deleteClient(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
-	n, err := a.cfg.Grants.RevokeGrantsByClient(r.Context(), id)
-	if err != nil {
-		a.fail(w, r, err)
-		return
-	}
-	a.log.InfoContext(r.Context(), "admin API: client deleted", "client_id", id, "grants_revoked", n)
-	writeJSON(w, http.StatusOK, revoked{Revoked: n})
+	a.revokeGrantsOf(w, r, id, "admin API: client deleted")
 }
 
 type rotateRequest struct {
@@ -134,7 +129,7 @@ func (a *API) rotateClientSecret(w http.ResponseWriter, r *http.Request) {
 			out.PreviousSecretExpiresAt = &c.RotatedSecretExpiresAt
 		}
 	}
-	writeJSON(w, http.StatusOK, out)
+	respond.JSON(w, http.StatusOK, out)
 }
 
 type revoked struct {
@@ -147,11 +142,17 @@ func (a *API) revokeClientGrants(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
+	a.revokeGrantsOf(w, r, id, "admin API: client grants revoked")
+}
+
+// revokeGrantsOf revokes every grant of the client, so that its tokens stop
+// working at once, and answers how many it revoked.
+func (a *API) revokeGrantsOf(w http.ResponseWriter, r *http.Request, id, event string) {
 	n, err := a.cfg.Grants.RevokeGrantsByClient(r.Context(), id)
 	if err != nil {
 		a.fail(w, r, err)
 		return
 	}
-	a.log.InfoContext(r.Context(), "admin API: client grants revoked", "client_id", id, "grants_revoked", n)
-	writeJSON(w, http.StatusOK, revoked{Revoked: n})
+	a.log.InfoContext(r.Context(), event, "client_id", id, "grants_revoked", n)
+	respond.JSON(w, http.StatusOK, revoked{Revoked: n})
 }

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/gatehouse-idp/gatehouse/server/keys"
+	"github.com/gatehouse-idp/gatehouse/server/respond"
 	"github.com/gatehouse-idp/gatehouse/storage"
 )
 
@@ -31,7 +32,7 @@ func viewKeys(ks []keys.KeyInfo) list[keyView] {
 
 // listKeys lists the whole key set (a handful of keys: no paging).
 func (a *API) listKeys(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusOK, viewKeys(a.cfg.Keys.List()))
+	respond.JSON(w, http.StatusOK, viewKeys(a.cfg.Keys.List()))
 }
 
 // rotateKeys rotates the key set and answers with it. Without ?force=true a
@@ -48,12 +49,12 @@ func (a *API) rotateKeys(w http.ResponseWriter, r *http.Request) {
 	}
 	if err := a.cfg.Keys.Rotate(r.Context(), force); err != nil {
 		if errors.Is(err, keys.ErrRotationNotReady) {
-			writeError(w, r, http.StatusConflict, "rotation_not_ready", err.Error())
+			respond.Error(w, r, http.StatusConflict, "rotation_not_ready", err.Error())
 			return
 		}
 		a.fail(w, r, err)
 		return
 	}
 	a.log.InfoContext(r.Context(), "admin API: keys rotated", "force", force)
-	writeJSON(w, http.StatusOK, viewKeys(a.cfg.Keys.List()))
+	respond.JSON(w, http.StatusOK, viewKeys(a.cfg.Keys.List()))
 }

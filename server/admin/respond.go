@@ -16,7 +16,7 @@ import (
 
 	"github.com/gatehouse-idp/gatehouse/server/clients"
 	"github.com/gatehouse-idp/gatehouse/server/registration"
-	"github.com/gatehouse-idp/gatehouse/server/requestid"
+	"github.com/gatehouse-idp/gatehouse/server/respond"
 	"github.com/gatehouse-idp/gatehouse/server/users"
 	"github.com/gatehouse-idp/gatehouse/storage"
 )
@@ -32,27 +32,6 @@ const (
 	codeServerError     = "server_error"
 )
 
-type errorBody struct {
-	Error            string `json:"error"`
-	ErrorDescription string `json:"error_description,omitempty"`
-	RequestID        string `json:"request_id,omitempty"`
-}
-
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	h := w.Header()
-	h.Set("Content-Type", "application/json")
-	// Answers carry client secrets and tokens shown once.
-	h.Set("Cache-Control", "no-store")
-	w.WriteHeader(status)
-	enc := json.NewEncoder(w)
-	enc.SetEscapeHTML(false)
-	_ = enc.Encode(v)
-}
-
-func writeError(w http.ResponseWriter, r *http.Request, status int, code, desc string) {
-	writeJSON(w, status, errorBody{Error: code, ErrorDescription: desc, RequestID: requestid.FromContext(r.Context())})
-}
-
 // fail answers an error from a service: the caller's mistakes get a 4xx
 // naming what to fix; anything else is logged and is a 500 without detail.
 func (a *API) fail(w http.ResponseWriter, r *http.Request, err error) {
@@ -65,22 +44,22 @@ func (a *API) fail(w http.ResponseWriter, r *http.Request, err error) {
 	)
 	switch {
 	case errors.As(err, &bodyErr):
-		writeError(w, r, bodyErr.status, bodyErr.code, bodyErr.desc)
+		respond.Error(w, r, bodyErr.status, bodyErr.code, bodyErr.desc)
 	case errors.As(err, &clientErr):
-		writeError(w, r, http.StatusBadRequest, clientErr.Code, clientErr.Description)
+		respond.Error(w, r, http.StatusBadRequest, clientErr.Code, clientErr.Description)
 	case errors.As(err, &userInvalid):
-		writeError(w, r, http.StatusBadRequest, codeInvalidRequest, userInvalid.Error())
+		respond.Error(w, r, http.StatusBadRequest, codeInvalidRequest, userInvalid.Error())
 	case errors.As(err, &userTaken):
-		writeError(w, r, http.StatusConflict, codeConflict, userTaken.Error())
+		respond.Error(w, r, http.StatusConflict, codeConflict, userTaken.Error())
 	case errors.As(err, &tokenErr):
-		writeError(w, r, http.StatusBadRequest, codeInvalidRequest, tokenErr.Reason)
+		respond.Error(w, r, http.StatusBadRequest, codeInvalidRequest, tokenErr.Reason)
 	case errors.Is(err, storage.ErrNotFound):
-		writeError(w, r, http.StatusNotFound, codeNotFound, notFoundText(err))
+		respond.Error(w, r, http.StatusNotFound, codeNotFound, notFoundText(err))
 	case errors.Is(err, storage.ErrConflict):
-		writeError(w, r, http.StatusConflict, codeConflict, "the resource exists already or was changed concurrently: "+err.Error())
+		respond.Error(w, r, http.StatusConflict, codeConflict, "the resource exists already or was changed concurrently: "+err.Error())
 	default:
 		a.log.ErrorContext(r.Context(), "admin request failed", "method", r.Method, "path", r.URL.Path, "error", err)
-		writeError(w, r, http.StatusInternalServerError, codeServerError, "the server could not complete the request; the log has the details under this request_id")
+		respond.Error(w, r, http.StatusInternalServerError, codeServerError, "the server could not complete the request; the log has the details under this request_id")
 	}
 }
 
@@ -259,7 +238,7 @@ func methodNotAllowed(router *mux.Router) http.Handler {
 			}
 		}
 		w.Header().Set("Allow", strings.Join(allowed, ", "))
-		writeError(w, r, http.StatusMethodNotAllowed, "method_not_allowed", "this path does not accept "+r.Method)
+		respond.Error(w, r, http.StatusMethodNotAllowed, "method_not_allowed", "this path does not accept "+r.Method)
 	})
 }
 

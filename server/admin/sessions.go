@@ -9,6 +9,7 @@ import (
 
 	"github.com/gorilla/mux"
 
+	"github.com/gatehouse-idp/gatehouse/server/respond"
 	"github.com/gatehouse-idp/gatehouse/storage"
 )
 
@@ -44,23 +45,30 @@ func (a *API) user(r *http.Request) (string, error) {
 	return id, nil
 }
 
-func (a *API) listSessions(w http.ResponseWriter, r *http.Request) {
+// listOfUser answers a page of the path's user's records, which the stores
+// list whole (sessions, consents): pageOf pages them in memory.
+func listOfUser[S, T any](a *API, w http.ResponseWriter, r *http.Request, what string,
+	list func(ctx context.Context, subject string) ([]S, error), id func(S) string, view func(S) T) {
 	p, err := pageQuery(r)
 	if err != nil {
 		a.fail(w, r, err)
 		return
 	}
-	id, err := a.user(r)
+	uid, err := a.user(r)
 	if err != nil {
 		a.fail(w, r, err)
 		return
 	}
-	ss, err := a.cfg.Sessions.ListSessions(r.Context(), id)
+	all, err := list(r.Context(), uid)
 	if err != nil {
-		a.fail(w, r, fmt.Errorf("listing sessions: %w", err))
+		a.fail(w, r, fmt.Errorf("listing %s: %w", what, err))
 		return
 	}
-	writeJSON(w, http.StatusOK, pageOf(ss, p, sessionID, viewSession))
+	respond.JSON(w, http.StatusOK, pageOf(all, p, id, view))
+}
+
+func (a *API) listSessions(w http.ResponseWriter, r *http.Request) {
+	listOfUser(a, w, r, "sessions", a.cfg.Sessions.ListSessions, sessionID, viewSession)
 }
 
 // endSession ends one session through the SessionEnder, which notifies the
@@ -105,7 +113,7 @@ func (a *API) endAllSessions(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, ended{Ended: n})
+	respond.JSON(w, http.StatusOK, ended{Ended: n})
 }
 
 // endSessions ends every session of the user, each with logout propagation.
@@ -146,22 +154,7 @@ func viewConsent(c storage.Consent) consentView {
 func consentClient(c storage.Consent) string { return c.ClientID }
 
 func (a *API) listConsents(w http.ResponseWriter, r *http.Request) {
-	p, err := pageQuery(r)
-	if err != nil {
-		a.fail(w, r, err)
-		return
-	}
-	id, err := a.user(r)
-	if err != nil {
-		a.fail(w, r, err)
-		return
-	}
-	cs, err := a.cfg.Consents.ListConsents(r.Context(), id)
-	if err != nil {
-		a.fail(w, r, fmt.Errorf("listing consents: %w", err))
-		return
-	}
-	writeJSON(w, http.StatusOK, pageOf(cs, p, consentClient, viewConsent))
+	listOfUser(a, w, r, "consents", a.cfg.Consents.ListConsents, consentClient, viewConsent)
 }
 
 // deleteConsent forgets a consent: the user is asked again next time. The
@@ -196,5 +189,5 @@ func (a *API) revokeUserGrants(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	a.log.InfoContext(r.Context(), "admin API: user grants revoked", "user_id", id, "grants_revoked", n)
-	writeJSON(w, http.StatusOK, revoked{Revoked: n})
+	respond.JSON(w, http.StatusOK, revoked{Revoked: n})
 }

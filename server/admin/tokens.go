@@ -9,6 +9,7 @@ import (
 	"github.com/gorilla/mux"
 
 	"github.com/gatehouse-idp/gatehouse/server/registration"
+	"github.com/gatehouse-idp/gatehouse/server/respond"
 	"github.com/gatehouse-idp/gatehouse/storage"
 )
 
@@ -39,7 +40,7 @@ func (a *API) listRegistrationTokens(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, pageOf(ts, p, tokenID, viewToken))
+	respond.JSON(w, http.StatusOK, pageOf(ts, p, tokenID, viewToken))
 }
 
 type newTokenRequest struct {
@@ -87,7 +88,7 @@ func (a *API) createRegistrationToken(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.Header().Set("Location", "/admin/registration-tokens/"+url.PathEscape(t.ID))
-	writeJSON(w, http.StatusCreated, newTokenResponse{Token: token, tokenView: viewToken(t)})
+	respond.JSON(w, http.StatusCreated, newTokenResponse{Token: token, tokenView: viewToken(t)})
 }
 
 func (a *API) deleteRegistrationToken(w http.ResponseWriter, r *http.Request) {

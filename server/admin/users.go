@@ -8,6 +8,7 @@ import (
 
 	"github.com/gorilla/mux"
 
+	"github.com/gatehouse-idp/gatehouse/server/respond"
 	"github.com/gatehouse-idp/gatehouse/server/users"
 	"github.com/gatehouse-idp/gatehouse/storage"
 )
@@ -40,7 +41,7 @@ func (a *API) listUsers(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, pageFrom(us, p, userID, viewUser))
+	respond.JSON(w, http.StatusOK, pageFrom(us, p, userID, viewUser))
 }
 
 type newUserRequest struct {
@@ -64,7 +65,7 @@ func (a *API) createUser(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.Header().Set("Location", "/admin/users/"+url.PathEscape(u.ID))
-	writeJSON(w, http.StatusCreated, viewUser(u))
+	respond.JSON(w, http.StatusCreated, viewUser(u))
 }
 
 func (a *API) getUser(w http.ResponseWriter, r *http.Request) {
@@ -73,7 +74,7 @@ func (a *API) getUser(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, viewUser(u))
+	respond.JSON(w, http.StatusOK, viewUser(u))
 }
 
 // patchUser changes only the members the body sets; "" clears a claim.
@@ -88,7 +89,7 @@ func (a *API) patchUser(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, viewUser(u))
+	respond.JSON(w, http.StatusOK, viewUser(u))
 }
 
 type deletedUser struct {
@@ -119,7 +120,7 @@ func (a *API) deleteUser(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, out)
+	respond.JSON(w, http.StatusOK, out)
 }
 
 type passwordRequest struct {
@@ -153,5 +154,5 @@ func (a *API) setDisabled(w http.ResponseWriter, r *http.Request, set func(conte
 		a.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, viewUser(u))
+	respond.JSON(w, http.StatusOK, viewUser(u))
 }
