@@ -22,7 +22,7 @@ import (
 	"github.com/gorilla/mux"
 
 	"github.com/gatehouse-idp/gatehouse/server/clients"
-	"github.com/gatehouse-idp/gatehouse/server/requestid"
+	"github.com/gatehouse-idp/gatehouse/server/respond"
 	"github.com/gatehouse-idp/gatehouse/storage"
 )
 
@@ -474,27 +474,17 @@ func bearer(r *http.Request) string {
 	return strings.TrimSpace(token)
 }
 
-// errorBody is the RFC 7591 §3.2.2 error response.
-type errorBody struct {
-	Error            string `json:"error"`
-	ErrorDescription string `json:"error_description,omitempty"`
-	RequestID        string `json:"request_id,omitempty"`
-}
-
+// writeJSON answers with Pragma: no-cache besides no-store, for HTTP/1.0
+// caches: RFC 7591 §3.2.1 and RFC 7592 §3 responses carry secrets.
 func writeJSON(w http.ResponseWriter, status int, v any) {
-	h := w.Header()
-	h.Set("Content-Type", "application/json")
-	// RFC 7591 §3.2.1 / RFC 7592 §3: responses carry secrets.
-	h.Set("Cache-Control", "no-store")
-	h.Set("Pragma", "no-cache")
-	w.WriteHeader(status)
-	enc := json.NewEncoder(w)
-	enc.SetEscapeHTML(false)
-	_ = enc.Encode(v)
+	w.Header().Set("Pragma", "no-cache")
+	respond.JSON(w, status, v)
 }
 
+// writeError answers an RFC 7591 §3.2.2 error.
 func (h *Handler) writeError(w http.ResponseWriter, r *http.Request, status int, code, desc string) {
-	writeJSON(w, status, errorBody{Error: code, ErrorDescription: desc, RequestID: requestid.FromContext(r.Context())})
+	w.Header().Set("Pragma", "no-cache")
+	respond.Error(w, r, status, code, desc)
 }
 
 // fail answers a refused request: a validation error is the client's (400,

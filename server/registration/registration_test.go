@@ -16,6 +16,7 @@ import (
 	"github.com/gorilla/mux"
 
 	"github.com/gatehouse-idp/gatehouse/server/clients"
+	"github.com/gatehouse-idp/gatehouse/server/respond"
 	"github.com/gatehouse-idp/gatehouse/server/secrets"
 	"github.com/gatehouse-idp/gatehouse/storage"
 	"github.com/gatehouse-idp/gatehouse/storage/memory"
@@ -97,7 +98,7 @@ type reply struct {
 	header http.Header
 	body   []byte
 	info   clientInformation
-	err    errorBody
+	err    respond.ErrorBody
 }
 
 // do sends a request; uri may be a registration_client_uri (on the issuer).
