@@ -1,7 +1,6 @@
 package server
 
 import (
-	"encoding/json"
 	"net/http"
 	"slices"
 	"strings"
@@ -9,16 +8,9 @@ import (
 	"github.com/gorilla/mux"
 
 	"github.com/gatehouse-idp/gatehouse/server/requestid"
+	"github.com/gatehouse-idp/gatehouse/server/respond"
 	"github.com/gatehouse-idp/gatehouse/server/web"
 )
-
-// errorBody is the JSON error answer, shaped like RFC 6749 §5.2 errors so
-// that API clients parse one format everywhere.
-type errorBody struct {
-	Error            string `json:"error"`
-	ErrorDescription string `json:"error_description,omitempty"`
-	RequestID        string `json:"request_id,omitempty"`
-}
 
 // wantsHTML reports whether the client asked for a page. Browsers list
 // text/html in Accept; API clients and curl do not.
@@ -38,15 +30,7 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, status int, 
 		}
 		s.log.ErrorContext(r.Context(), "rendering error page", "error", err)
 	}
-	writeJSON(w, status, errorBody{Error: code, ErrorDescription: message, RequestID: id})
-}
-
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	h := w.Header()
-	h.Set("Content-Type", "application/json")
-	h.Set("Cache-Control", "no-store")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(v)
+	respond.Error(w, r, status, code, message)
 }
 
 func (s *Server) notFound(w http.ResponseWriter, r *http.Request) {

@@ -4,6 +4,8 @@ import (
 	"context"
 	"net/http"
 	"sync"
+
+	"github.com/gatehouse-idp/gatehouse/server/respond"
 )
 
 // healthStatus is the body of both health endpoints.
@@ -16,7 +18,7 @@ type healthStatus struct {
 
 // alive answers as long as the process serves HTTP (a liveness probe).
 func (s *Server) alive(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusOK, healthStatus{Status: "ok"})
+	respond.JSON(w, http.StatusOK, healthStatus{Status: "ok"})
 }
 
 // ready answers 200 when both stores answer a ping within ReadyTimeout, 503
@@ -48,8 +50,8 @@ func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if len(failed) > 0 {
-		writeJSON(w, http.StatusServiceUnavailable, healthStatus{Status: "unavailable", Failed: failed})
+		respond.JSON(w, http.StatusServiceUnavailable, healthStatus{Status: "unavailable", Failed: failed})
 		return
 	}
-	writeJSON(w, http.StatusOK, healthStatus{Status: "ok"})
+	respond.JSON(w, http.StatusOK, healthStatus{Status: "ok"})
 }

@@ -17,6 +17,7 @@ import (
 	jose "github.com/go-jose/go-jose/v4"
 
 	"github.com/gatehouse-idp/gatehouse/server/keys"
+	"github.com/gatehouse-idp/gatehouse/server/respond"
 	"github.com/gatehouse-idp/gatehouse/server/secrets"
 	"github.com/gatehouse-idp/gatehouse/storage"
 )
@@ -267,7 +268,7 @@ func TestNotFound(t *testing.T) {
 	}
 
 	rec = do(h, http.MethodGet, "/nope", map[string]string{"Accept": "application/json"}, nil)
-	var e errorBody
+	var e respond.ErrorBody
 	if err := json.Unmarshal(rec.Body.Bytes(), &e); err != nil || rec.Code != 404 || e.Error != "not_found" || e.RequestID == "" {
 		t.Errorf("404 JSON = %d %s (%v)", rec.Code, rec.Body, err)
 	}
@@ -375,7 +376,7 @@ func TestPanicRecovery(t *testing.T) {
 		t.Errorf("500 page leaks the panic or lacks the request ID:\n%s", body)
 	}
 	rec = do(h, http.MethodGet, "/.well-known/jwks.json", map[string]string{"Accept": "application/json"}, nil)
-	var e errorBody
+	var e respond.ErrorBody
 	if err := json.Unmarshal(rec.Body.Bytes(), &e); err != nil || rec.Code != 500 || e.Error != "server_error" || strings.Contains(rec.Body.String(), "boom") {
 		t.Errorf("500 JSON = %d %s", rec.Code, rec.Body)
 	}
