@@ -101,7 +101,7 @@ func New(cfg Config) (*UI, error) {
 	if err != nil {
 		return nil, err
 	}
-	u := &UI{brand: cfg.Brand, lang: cfg.Lang, assets: a, pages: map[string]*template.Template{}}
+	u := &UI{brand: cfg.Brand, lang: cfg.Lang, assets: a}
 
 	u.logoURL = cfg.Brand.LogoURL
 	if u.logoURL == "" {
@@ -112,6 +112,20 @@ func New(cfg Config) (*UI, error) {
 		return nil, err
 	}
 
+	if u.pages, err = u.parsePages(cfg, pages); err != nil {
+		return nil, err
+	}
+	return u, nil
+}
+
+// parsePages parses the templates named by the keys of samples over the
+// layout, the files of cfg.TemplatesDir overriding the embedded ones, and
+// renders each once with its sample value, so that a missing or broken
+// template fails at start rather than on a user's request.
+func (u *UI) parsePages(cfg Config, samples map[string]any) (map[string]*template.Template, error) {
+	if cfg.Templates == nil {
+		cfg.Templates = templates.FS
+	}
 	src, err := templateSource(cfg.Templates, cfg.TemplatesDir)
 	if err != nil {
 		return nil, err
@@ -127,7 +141,8 @@ func New(cfg Config) (*UI, error) {
 	if layout.Lookup("layout") == nil {
 		return nil, fmt.Errorf("template %s does not define \"layout\"", layoutFile)
 	}
-	for name, sample := range pages {
+	pages := make(map[string]*template.Template, len(samples))
+	for name, sample := range samples {
 		text, err := src(name)
 		if err != nil {
 			return nil, err
@@ -136,12 +151,12 @@ func New(cfg Config) (*UI, error) {
 		if err != nil {
 			return nil, fmt.Errorf("parsing template %s: %w", name, err)
 		}
-		u.pages[name] = t
-		if err := u.execute(io.Discard, name, "sample", sample); err != nil {
+		pages[name] = t
+		if err := u.execute(pages, io.Discard, name, "sample", sample); err != nil {
 			return nil, err
 		}
 	}
-	return u, nil
+	return pages, nil
 }
 
 // templateSource returns a reader of template files that prefers dir.
@@ -203,8 +218,10 @@ func (v view) Asset(name string) (string, error) { return v.assets.url(name) }
 // ThemeURL returns the versioned URL of the generated theme stylesheet.
 func (v view) ThemeURL() (string, error) { return v.assets.url(ThemeCSS) }
 
-func (u *UI) execute(w io.Writer, name, requestID string, page any) error {
-	t, ok := u.pages[name]
+// execute renders the named page of pages (the UI's own or a PageSet's) in
+// the layout.
+func (u *UI) execute(pages map[string]*template.Template, w io.Writer, name, requestID string, page any) error {
+	t, ok := pages[name]
 	if !ok {
 		return fmt.Errorf("no page template %s", name)
 	}
@@ -218,9 +235,9 @@ func (u *UI) execute(w io.Writer, name, requestID string, page any) error {
 // render writes a whole page or, when it cannot be rendered, nothing: the
 // page is rendered into a buffer first so a template error never leaves a
 // half-written response.
-func (u *UI) render(w http.ResponseWriter, status int, name, requestID string, page any) error {
+func (u *UI) render(pages map[string]*template.Template, w http.ResponseWriter, status int, name, requestID string, page any) error {
 	var buf bytes.Buffer
-	if err := u.execute(&buf, name, requestID, page); err != nil {
+	if err := u.execute(pages, &buf, name, requestID, page); err != nil {
 		return err
 	}
 	h := w.Header()
@@ -236,7 +253,7 @@ func (u *UI) render(w http.ResponseWriter, status int, name, requestID string, p
 
 // RenderError writes the HTML error page with the given status.
 func (u *UI) RenderError(w http.ResponseWriter, status int, p ErrorPage) error {
-	return u.render(w, status, errorPage, p.RequestID, p)
+	return u.render(u.pages, w, status, errorPage, p.RequestID, p)
 }
 
 // StaticHandler serves the assets under StaticPrefix, including the
