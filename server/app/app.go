@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net/http"
 	"sync"
+	"time"
 
 	"github.com/gatehouse-idp/gatehouse/server"
 	"github.com/gatehouse-idp/gatehouse/server/clients"
@@ -33,6 +34,9 @@ type Options struct {
 	// DemoHTTPClient, in dev mode, makes the demo's calls to the issuer
 	// (tests pass one; default: the demo's own).
 	DemoHTTPClient *http.Client
+	// Now is the server's clock (server.Config.Now); time.Now when nil.
+	// Tests move it forward to reach retries and leases without sleeping.
+	Now func() time.Time
 }
 
 // App is an assembled server and the services around it.
@@ -115,6 +119,10 @@ func New(ctx context.Context, cfg config.Config, stores storage.Stores, opts Opt
 			AuthorizeCodeLifetime:              cfg.Tokens.AuthorizeCodeLifetime,
 			RefreshGracePeriod:                 cfg.Tokens.RefreshTokenGracePeriod,
 			RequirePushedAuthorizationRequests: cfg.OAuth.RequirePushedAuthorizationRequests,
+			PKCEPublicClientsOnly:              cfg.OAuth.PKCE == config.PKCEPublicClients,
+			EnableImplicit:                     cfg.OAuth.ImplicitEnabled,
+			EnableHybrid:                       cfg.OAuth.HybridEnabled,
+			RefreshWithoutOfflineAccess:        cfg.OAuth.RefreshWithoutOfflineAccess,
 			AllowPrivateJWKSURI:                cfg.Clients.AllowPrivateJWKSURI,
 			SigningAlgs:                        km.Algorithms(),
 			ClientCacheTTL:                     cfg.Clients.CacheTTL,
@@ -130,6 +138,7 @@ func New(ctx context.Context, cfg config.Config, stores storage.Stores, opts Opt
 		AllowPrivateLogoutURIs: cfg.Clients.AllowPrivateJWKSURI,
 		MaxBodyBytes:           cfg.HTTP.MaxBodyBytes,
 		TemplatesDir:           cfg.UI.TemplatesDir,
+		Now:                    opts.Now,
 		Brand: web.Brand{
 			ProductName: cfg.UI.ProductName,
 			LogoURL:     cfg.UI.LogoURL,

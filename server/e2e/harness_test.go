@@ -107,6 +107,12 @@ func testConfig(t *testing.T, issuer string) config.Config {
 // configuration before it is validated and used.
 func start(t *testing.T, stores storage.Stores, mod func(*config.Config)) *env {
 	t.Helper()
+	return startWith(t, stores, mod, app.Options{})
+}
+
+// startWith is start with app options (a clock); the logger is start's.
+func startWith(t *testing.T, stores storage.Stores, mod func(*config.Config), opts app.Options) *env {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -125,7 +131,8 @@ func start(t *testing.T, stores storage.Stores, mod func(*config.Config)) *env {
 	logs := &syncBuffer{}
 	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	ctx, cancel := context.WithCancel(context.Background())
-	a, err := app.New(ctx, cfg, stores, app.Options{Logger: log})
+	opts.Logger = log
+	a, err := app.New(ctx, cfg, stores, opts)
 	if err != nil {
 		cancel()
 		ln.Close()
