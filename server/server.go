@@ -101,6 +101,9 @@ type OAuthConfig struct {
 	// tokens from the authorization endpoint (off: RFC 9700 §2.1.2).
 	EnableImplicit bool
 	EnableHybrid   bool
+	// RefreshWithoutOfflineAccess lists clients that get refresh tokens
+	// without offline_access (OIDC Core §11 otherwise requires it).
+	RefreshWithoutOfflineAccess []string
 	// RequirePushedAuthorizationRequests makes every client use PAR (RFC 9126 §5).
 	RequirePushedAuthorizationRequests bool
 	// AllowPrivateJWKSURI lets clients' jwks_uri and request_uri resolve to
@@ -317,6 +320,7 @@ func (s *Server) buildFeatures(webCfg web.Config) (err error) {
 		PKCEPublicClientsOnly:              o.PKCEPublicClientsOnly,
 		EnableImplicit:                     o.EnableImplicit,
 		EnableHybrid:                       o.EnableHybrid,
+		RefreshWithoutOfflineAccess:        o.RefreshWithoutOfflineAccess,
 		AccessTokenAlg:                     accessTokenAlg(o.SigningAlgs),
 		IDTokenAlgs:                        o.SigningAlgs,
 		RequirePushedAuthorizationRequests: o.RequirePushedAuthorizationRequests,

@@ -146,7 +146,27 @@ type OAuth struct {
 	// authorization requests first (RFC 9126 §5); without it, only clients
 	// registered with require_pushed_authorization_requests must.
 	RequirePushedAuthorizationRequests bool `yaml:"require_pushed_authorization_requests"`
+	// PKCE is required (the default: every authorization code request
+	// needs PKCE, RFC 9700 §2.1.1) or public_clients (only public clients
+	// must use it). Only S256 is accepted either way.
+	PKCE string `yaml:"pkce"`
+	// ImplicitEnabled and HybridEnabled turn on the response types that
+	// return tokens from the authorization endpoint (response_type token,
+	// id_token, "code id_token"...). Off by default (RFC 9700 §2.1.2).
+	ImplicitEnabled bool `yaml:"implicit_enabled"`
+	HybridEnabled   bool `yaml:"hybrid_enabled"`
+	// RefreshWithoutOfflineAccess lists clients that get refresh tokens
+	// without asking for offline_access (their grant_types must still
+	// include refresh_token). Every other client gets one only when
+	// offline_access was requested and granted (OIDC Core §11).
+	RefreshWithoutOfflineAccess []string `yaml:"refresh_without_offline_access"`
 }
+
+// PKCE policies (oauth.pkce).
+const (
+	PKCERequired      = "required"
+	PKCEPublicClients = "public_clients"
+)
 
 // Clients holds policy about registered clients.
 type Clients struct {
@@ -214,6 +234,7 @@ func Default() Config {
 		UI:           UI{ProductName: "Gatehouse", AccentColor: "#2f6fed"},
 		Registration: Registration{Policy: RegistrationDisabled, MaxBodyBytes: 64 << 10},
 		Clients:      Clients{CacheTTL: 5 * time.Second},
+		OAuth:        OAuth{PKCE: PKCERequired},
 	}
 }
 

@@ -66,6 +66,7 @@ func TestLoadGoodFile(t *testing.T) {
 			MaxBodyBytes:          32 << 10,
 		},
 		Clients: Clients{CacheTTL: 5 * time.Second}, // the default
+		OAuth:   OAuth{PKCE: PKCERequired},          // the default
 	}
 	if !reflect.DeepEqual(cfg, want) {
 		t.Errorf("parsed config differs:\n got %+v\nwant %+v", cfg, want)

@@ -51,6 +51,7 @@ func (c Config) Validate() error {
 	v.ui(c.UI)
 	v.registration(c.Registration, c.HTTP.MaxBodyBytes)
 	v.admin(c.Admin)
+	v.oauth(c.OAuth)
 	if c.Clients.CacheTTL < 0 || c.Clients.CacheTTL > 5*time.Minute {
 		v.add("clients.cache_ttl", "%s is out of range: use 0s (no cache) up to 5m (5s is the default)", c.Clients.CacheTTL)
 	}
@@ -349,5 +350,21 @@ func (v *validator) admin(a Admin) {
 	}
 	if strings.TrimSpace(a.Token.Reveal()) != a.Token.Reveal() {
 		v.add(key, "has leading or trailing white space: remove it (a bearer token cannot carry it)")
+	}
+}
+
+func (v *validator) oauth(o OAuth) {
+	if o.PKCE != PKCERequired && o.PKCE != PKCEPublicClients {
+		v.add("oauth.pkce", "%q is not a PKCE policy: use %s (every client, the default) or %s", o.PKCE, PKCERequired, PKCEPublicClients)
+	}
+	seen := map[string]bool{}
+	for _, id := range o.RefreshWithoutOfflineAccess {
+		switch {
+		case strings.TrimSpace(id) == "":
+			v.add("oauth.refresh_without_offline_access", "an empty client ID: list client IDs")
+		case seen[id]:
+			v.add("oauth.refresh_without_offline_access", "client %q is listed twice", id)
+		}
+		seen[id] = true
 	}
 }

@@ -77,6 +77,10 @@ type Config struct {
 	// DefaultConsentLifetime.
 	ConsentLifetime time.Duration
 	Throttling      ThrottleConfig
+	// ACRFreshFor is how long after typing the password a session has acr
+	// "1"; a "remember me" session older than that has acr "0" (see
+	// interaction.go). Default session.DefaultSessionFor.
+	ACRFreshFor time.Duration
 	// ClientIP returns the address failures are counted for. Default: the
 	// connection's peer address (behind a proxy, read its header instead).
 	ClientIP func(r *http.Request) string
@@ -100,6 +104,7 @@ type Handler struct {
 	verifyHint      func(ctx context.Context, hint string) (subject, clientID, sid string, err error)
 	consentLifetime time.Duration
 	throttle        throttle
+	acrFreshFor     time.Duration
 	clientIP        func(r *http.Request) string
 	log             *slog.Logger
 	now             func() time.Time
@@ -142,11 +147,15 @@ func New(cfg Config) (*Handler, error) {
 		consentLifetime: cfg.ConsentLifetime,
 		throttle:        throttle{store: cfg.Throttle, cfg: cfg.Throttling.withDefaults()},
 		clientIP:        cfg.ClientIP,
+		acrFreshFor:     cfg.ACRFreshFor,
 		log:             cfg.Logger,
 		now:             cfg.Now,
 	}
 	if h.consentLifetime <= 0 {
 		h.consentLifetime = DefaultConsentLifetime
+	}
+	if h.acrFreshFor <= 0 {
+		h.acrFreshFor = session.DefaultSessionFor
 	}
 	if h.clientIP == nil {
 		h.clientIP = remoteIP

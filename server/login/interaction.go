@@ -60,15 +60,20 @@ func (h *Handler) currentSession(r *http.Request) (storage.Session, bool, error)
 // through the login page for it) satisfies prompt=login, max_age and an
 // id_token_hint naming someone else: asking again would loop.
 func (h *Handler) loginSatisfied(req oauth.AuthorizeRequest, sess storage.Session) bool {
-	fresh := !sess.AuthTime.Before(req.RequestedAt)
-	if fresh {
-		return true
+	if !sess.AuthTime.Before(req.RequestedAt) {
+		return true // fresh
 	}
-	// OIDC Core §3.1.2.1: prompt=login (and select_account, as Gatehouse
-	// keeps one account per browser) forces a new sign-in.
+	// OIDC Core §3.1.2.1: prompt=login forces a new sign-in;
+	// select_account shows the login page naming the current account,
+	// which the user may keep (LoginSubmit's continue).
 	if req.HasPrompt("login") || req.HasPrompt("select_account") {
 		return false
 	}
+	return h.sessionUsable(req, sess)
+}
+
+// sessionUsable: the session meets max_age, id_token_hint and acr.
+func (h *Handler) sessionUsable(req oauth.AuthorizeRequest, sess storage.Session) bool {
 	// OIDC Core §3.1.2.1 max_age: re-authenticate when the last sign-in is
 	// older (max_age=0 always re-authenticates).
 	if req.MaxAge >= 0 && h.now().Sub(sess.AuthTime) > time.Duration(req.MaxAge)*time.Second {
@@ -78,7 +83,69 @@ func (h *Handler) loginSatisfied(req oauth.AuthorizeRequest, sess storage.Sessio
 	if req.IDTokenHintSubject != "" && req.IDTokenHintSubject != sess.Subject {
 		return false
 	}
+	// OIDC Core §3.1.2.1 acr_values and §5.5.1.1 acr: a session below the
+	// requested level signs in again, which reaches level 1. Voluntary
+	// values do not fail prompt=none: the lower level is returned instead.
+	if _, met, fixable := h.acrOutcome(req, sess); !met && fixable && (req.ACREssential || !req.HasPrompt("none")) {
+		return false
+	}
 	return true
+}
+
+// Authentication context classes (OIDC Core §2 acr). Gatehouse has one
+// authentication method, the password, and tells apart how recent it is:
+//
+//   - "1": the user typed the password within the last ACRFreshFor (by
+//     default as long as a browser-session sign-in lasts, 12h);
+//   - "0": the session is older and lives only because of the long-lived
+//     "remember me" cookie, OIDC Core §2's very example of level 0.
+//
+// A request for "1" (acr_values or an acr claim request) on a level-0
+// session asks for the password again.
+const (
+	acrRemembered = "0"
+	acrPassword   = "1"
+)
+
+var acrLevels = map[string]int{acrRemembered: 0, acrPassword: 1}
+
+// sessionACR is the session's current level.
+func (h *Handler) sessionACR(sess storage.Session) string {
+	if sess.Remember && h.now().Sub(sess.AuthTime) > h.acrFreshFor {
+		return acrRemembered
+	}
+	return acrPassword
+}
+
+// acrOutcome returns the acr to put in the ID token for req, whether it
+// meets the request (OIDC Core §5.5.1.1: one of the requested values), and
+// whether signing in again would meet it. Without requested values it is
+// the session's level. A stronger level satisfies a request for a weaker
+// one: the highest requested value not above the session's is returned.
+func (h *Handler) acrOutcome(req oauth.AuthorizeRequest, sess storage.Session) (acr string, met, fixable bool) {
+	level := h.sessionACR(sess)
+	best := ""
+	known := false
+	for _, v := range req.ACRValues {
+		l, ok := acrLevels[v]
+		if !ok {
+			continue
+		}
+		known = true
+		if l <= acrLevels[level] && (best == "" || l > acrLevels[best]) {
+			best = v
+		}
+	}
+	switch {
+	case len(req.ACRValues) == 0:
+		return level, true, true
+	case best != "":
+		return best, true, true
+	case !known:
+		// Only classes Gatehouse does not have: a new sign-in cannot help.
+		return level, !req.ACREssential, false
+	}
+	return level, false, true
 }
 
 // afterLogin is the consent step: it grants at once when consent is not
@@ -128,17 +195,28 @@ func (h *Handler) needsConsent(ctx context.Context, req oauth.AuthorizeRequest, 
 	return false, nil
 }
 
+// errUnmetACR is OpenID Connect Core Unmet Authentication Requirements 1.0's
+// error code.
+var errUnmetACR = &oauth.AuthorizeError{Code: "unmet_authentication_requirements",
+	Description: "The requested authentication context class cannot be met."}
+
 // grant records the client in the session, for logout propagation, and
 // returns the decision granting what was requested.
 func (h *Handler) grant(ctx context.Context, req oauth.AuthorizeRequest, sess storage.Session) (*oauth.Decision, error) {
+	acr, met, _ := h.acrOutcome(req, sess)
+	if !met && req.ACREssential {
+		// OIDC Core §5.5.1.1: an essential acr that cannot be met is a
+		// failed authentication.
+		return nil, errUnmetACR
+	}
 	if err := h.sessions.AddClient(ctx, sess.ID, req.ClientID); err != nil {
 		return nil, err
 	}
-	h.log.InfoContext(ctx, "authorization granted", "subject", sess.Subject, "client_id", req.ClientID)
+	h.log.InfoContext(ctx, "authorization granted", "subject", sess.Subject, "client_id", req.ClientID, "acr", acr)
 	return &oauth.Decision{
 		Subject:         sess.Subject,
 		AuthTime:        sess.AuthTime,
-		ACR:             sess.ACR,
+		ACR:             acr,
 		AMR:             slices.Clone(sess.AMR),
 		SessionID:       sess.ID,
 		GrantedScopes:   slices.Clone(req.Scopes),

@@ -5,6 +5,7 @@ import (
 	"net/http"
 
 	"github.com/gatehouse-idp/gatehouse/server/oauth"
+	"github.com/gatehouse-idp/gatehouse/storage"
 )
 
 // Messages of the login page. Every failed sign-in gets the same one.
@@ -24,6 +25,30 @@ func (h *Handler) LoginPage(w http.ResponseWriter, r *http.Request) {
 	h.showLogin(w, r, http.StatusOK, req, LoginView{Username: req.LoginHint})
 }
 
+// currentAccount returns the session to offer under prompt=select_account
+// (OIDC Core §3.1.2.1): Gatehouse keeps one account per browser, so the
+// "chooser" is the login page naming that account, with a button to keep
+// it, next to the form for another. Only a session that would otherwise do
+// (max_age, id_token_hint, acr, no prompt=login) is offered.
+func (h *Handler) currentAccount(r *http.Request, req oauth.AuthorizeRequest) (storage.Session, string, bool) {
+	if !req.HasPrompt("select_account") || req.HasPrompt("login") {
+		return storage.Session{}, "", false
+	}
+	sess, ok, err := h.currentSession(r)
+	if err != nil || !ok || !h.sessionUsable(req, sess) {
+		return storage.Session{}, "", false
+	}
+	u, err := h.users.GetUser(r.Context(), sess.Subject)
+	if err != nil {
+		return storage.Session{}, "", false
+	}
+	name := u.Username
+	if name == "" {
+		name = u.Claims.Email
+	}
+	return sess, name, true
+}
+
 func (h *Handler) showLogin(w http.ResponseWriter, r *http.Request, status int, req oauth.AuthorizeRequest, p LoginView) {
 	token, err := h.sessions.CSRFToken(w, r)
 	if err != nil {
@@ -35,6 +60,9 @@ func (h *Handler) showLogin(w http.ResponseWriter, r *http.Request, status int, 
 	p.Handle = req.Handle
 	p.ClientName = clientName(req)
 	p.UILocales = req.UILocales
+	if _, name, ok := h.currentAccount(r, req); ok {
+		p.CurrentAccount = name
+	}
 	allowFormTo(w, req.RedirectURI)
 	h.render(w, r, status, loginTemplate, p)
 }
@@ -50,6 +78,17 @@ func (h *Handler) LoginSubmit(w http.ResponseWriter, r *http.Request) {
 	handle := r.PostFormValue("handle")
 	req, ok := h.pending(w, r, handle)
 	if !ok {
+		return
+	}
+	if r.PostFormValue("account") == "current" {
+		// prompt=select_account: the user kept the signed-in account.
+		sess, _, ok := h.currentAccount(r, req)
+		if !ok {
+			h.showLogin(w, r, http.StatusOK, req, LoginView{Username: req.LoginHint})
+			return
+		}
+		d, err := h.afterLogin(w, r, req, sess)
+		h.finish(w, r, handle, d, err)
 		return
 	}
 	username := r.PostFormValue("username")
@@ -74,7 +113,7 @@ func (h *Handler) LoginSubmit(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	sess, err := h.sessions.Start(w, r, u.ID, []string{"pwd"}, "", remember) // RFC 8176 §2 "pwd"
+	sess, err := h.sessions.Start(w, r, u.ID, []string{"pwd"}, acrPassword, remember) // RFC 8176 §2 "pwd"; acr: interaction.go
 	if err != nil {
 		h.fail(w, r, "starting session", err)
 		return

@@ -22,6 +22,9 @@ type LoginView struct {
 	Username   string // prefilled: the last attempt, or login_hint
 	Remember   bool
 	Error      string
+	// CurrentAccount, under prompt=select_account, names the signed-in
+	// account the user may continue with (a second form, account=current).
+	CurrentAccount string
 	// UILocales are the end user's preferred languages (OIDC Core §3.1.2.1
 	// ui_locales), for templates that offer translations.
 	UILocales []string
@@ -75,7 +78,7 @@ type LoggedOutView struct {
 
 // samples are rendered once at start so a broken template fails fast.
 var samples = map[string]any{
-	loginTemplate: LoginView{Action: LoginPath, CSRFToken: "t", Handle: "h", ClientName: "Sample", Username: "sample", Remember: true, Error: "Sample"},
+	loginTemplate: LoginView{Action: LoginPath, CSRFToken: "t", Handle: "h", ClientName: "Sample", Username: "sample", Remember: true, Error: "Sample", CurrentAccount: "sample"},
 	consentTemplate: ConsentView{Action: ConsentPath, CSRFToken: "t", Handle: "h", ClientName: "Sample", LogoURL: "https://example.com/logo.png",
 		ClientURI: "https://example.com", PolicyURI: "https://example.com/p", TOSURI: "https://example.com/t", Username: "sample",
 		Scopes: describeScopes([]string{"openid", "custom"})},

@@ -79,10 +79,16 @@ type AuthorizeRequest struct {
 	IDTokenHintSubject string
 	LoginHint          string
 	UILocales          []string
-	ACRValues          []string
-	HasNonce           bool
-	RequestedAt        time.Time
-	ExpiresAt          time.Time // when the pending request (and Handle) expires
+	// ACRValues are the requested authentication context classes: the acr
+	// claim's value or values when the claims parameter asks for it (OIDC
+	// Core §5.5.1.1), else acr_values (§3.1.2.1), else the client's
+	// default_acr_values. ACREssential is set when the acr claim was
+	// requested as essential: the values must then be met.
+	ACRValues    []string
+	ACREssential bool
+	HasNonce     bool
+	RequestedAt  time.Time
+	ExpiresAt    time.Time // when the pending request (and Handle) expires
 }
 
 // HasPrompt reports whether prompt contains v.
@@ -341,6 +347,10 @@ func (p *Provider) view(ctx context.Context, ar fosite.AuthorizeRequester) (Auth
 			v.ACRValues = slices.Clone(c.C.DefaultACRValues)
 		}
 	}
+	if v.HasPrompt("none") && len(v.Prompt) > 1 {
+		// OIDC Core §3.1.2.1: none must not be combined with another value.
+		return v, fosite.ErrInvalidRequest.WithHint("prompt=none cannot be combined with other prompt values (OIDC Core §3.1.2.1).")
+	}
 	if ma := form.Get("max_age"); ma != "" {
 		n, err := strconv.ParseInt(ma, 10, 64)
 		if err != nil || n < 0 {
@@ -348,11 +358,23 @@ func (p *Provider) view(ctx context.Context, ar fosite.AuthorizeRequester) (Auth
 		}
 		v.MaxAge = n
 	}
+	cr, err := parseClaimsRequest(form.Get("claims"))
+	if err != nil {
+		return v, err
+	}
+	if values, essential, ok := cr.acrRequest(); ok && (len(values) > 0 || essential) {
+		v.ACRValues, v.ACREssential = values, essential
+	}
 	if hint := form.Get("id_token_hint"); hint != "" {
 		sub, _, _, err := p.VerifyIDTokenHint(ctx, hint)
 		if err != nil {
 			return v, fosite.ErrInvalidRequest.WithHint("The id_token_hint is not a valid ID token issued here.").WithWrap(err).WithDebug(err.Error())
 		}
+		v.IDTokenHintSubject = sub
+	}
+	if sub := cr.subValue(); sub != "" && v.IDTokenHintSubject == "" {
+		// OIDC Core §5.5.1: a positive answer only for that user; the
+		// interaction treats it as it treats id_token_hint.
 		v.IDTokenHintSubject = sub
 	}
 	return v, nil
@@ -414,6 +436,10 @@ func (p *Provider) finish(w http.ResponseWriter, r *http.Request, ar fosite.Auth
 	if d.SessionID != "" {
 		claims.Add("sid", d.SessionID)
 	}
+	if err := p.requestedClaims(ctx, ar, sess); err != nil {
+		p.writeAuthorizeError(w, r, ar, fosite.ErrServerError.WithWrap(err).WithDebug(err.Error()))
+		return
+	}
 	// The ID token is signed with the client's registered algorithm (OIDC
 	// Dynamic Client Registration §2 id_token_signed_response_alg).
 	alg := "RS256"
@@ -473,4 +499,38 @@ func (p *Provider) writeAuthorizeError(w http.ResponseWriter, r *http.Request, a
 		w.Header().Set("Location", redirect.String())
 	}
 	w.WriteHeader(http.StatusSeeOther)
+}
+
+// requestedClaims applies the claims request parameter (OIDC Core §5.5):
+// userinfo members are kept in the session for the UserInfo endpoint,
+// id_token members are added to the ID token now. When no access token is
+// issued (response_type=id_token), the scopes' claims go in the ID token
+// too (§5.4).
+func (p *Provider) requestedClaims(ctx context.Context, ar fosite.AuthorizeRequester, sess *Session) error {
+	cr, err := parseClaimsRequest(ar.GetRequestForm().Get("claims"))
+	if err != nil {
+		return err // validated when the request arrived
+	}
+	clientScopes := fosite.Arguments(ar.GetClient().GetScopes())
+	sess.UserInfoClaims = requestedUserClaims(cr.UserInfo, clientScopes)
+	names := requestedUserClaims(cr.IDToken, clientScopes)
+	idTokenOnly := ar.GetResponseTypes().ExactOne("id_token")
+	if len(names) == 0 && !idTokenOnly {
+		return nil
+	}
+	u, err := p.durable.GetUser(ctx, sess.Subject)
+	if err != nil {
+		return fmt.Errorf("loading user for id token claims: %w", err)
+	}
+	var scopes fosite.Arguments
+	if idTokenOnly {
+		scopes = ar.GetGrantedScopes()
+	}
+	claims := sess.IDTokenClaims()
+	for k, v := range userClaims(u, scopes, names) {
+		if k != "sub" {
+			claims.Add(k, v)
+		}
+	}
+	return nil
 }

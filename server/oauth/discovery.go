@@ -59,7 +59,10 @@ func (p *Provider) metadata() map[string]any {
 			"picture", "website", "gender", "birthdate", "zoneinfo", "locale", "updated_at",
 			"email", "email_verified", "address", "phone_number", "phone_number_verified",
 		},
-		"claims_parameter_supported":                     false,
+		"claims_parameter_supported": true, // OIDC Core §5.5
+		// OIDC Core §2 acr: "1" a password sign-in, "0" a session kept
+		// only by a long-lived "remember me" cookie (server/login).
+		"acr_values_supported":                           []string{"0", "1"},
 		"request_parameter_supported":                    true,
 		"request_uri_parameter_supported":                true,
 		"require_request_uri_registration":               true,

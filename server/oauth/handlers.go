@@ -32,6 +32,7 @@ func (p *Provider) Token(w http.ResponseWriter, r *http.Request) {
 	if grace {
 		ctx = withGraceProbe(ctx)
 	}
+	ctx = p.withRefreshPolicy(ctx, r) // refreshpolicy.go
 	sess := NewSession(p.issuer)
 	ar, err := p.f.NewAccessRequest(ctx, r, sess)
 	if err != nil {
@@ -184,6 +185,9 @@ func (p *Provider) PAR(w http.ResponseWriter, r *http.Request) {
 			err = fosite.ErrInvalidRequest.WithHintf("The %q parameter was sent more than once (RFC 6749 §3.1).", dup)
 		}
 	}
+	if err == nil {
+		_, err = parseClaimsRequest(ar.GetRequestForm().Get("claims")) // OIDC Core §5.5
+	}
 	if err != nil {
 		p.logServerError(ctx, "par", err)
 		p.f.WritePushedAuthorizeError(ctx, w, ar, err)
@@ -239,7 +243,11 @@ func (p *Provider) UserInfo(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, `{"error":"server_error"}`, http.StatusInternalServerError)
 		return
 	}
-	body, err := json.Marshal(userClaims(user, ar.GetGrantedScopes()))
+	var requested []string
+	if us, ok := ar.GetSession().(*Session); ok {
+		requested = us.UserInfoClaims // OIDC Core §5.5 claims parameter
+	}
+	body, err := json.Marshal(userClaims(user, ar.GetGrantedScopes(), requested))
 	if err != nil {
 		http.Error(w, `{"error":"server_error"}`, http.StatusInternalServerError)
 		return
@@ -301,47 +309,6 @@ func (p *Provider) bearerError(w http.ResponseWriter, status int, code, desc, sc
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(map[string]string{"error": code, "error_description": desc})
-}
-
-// userClaims maps a user's claims by granted scope (OIDC Core §5.4).
-func userClaims(u storage.User, scopes fosite.Arguments) map[string]any {
-	out := map[string]any{"sub": u.ID}
-	c := u.Claims
-	put := func(k string, v string) {
-		if v != "" {
-			out[k] = v
-		}
-	}
-	if scopes.Has("profile") {
-		put("name", c.Name)
-		put("given_name", c.GivenName)
-		put("family_name", c.FamilyName)
-		put("middle_name", c.MiddleName)
-		put("nickname", c.Nickname)
-		put("preferred_username", c.PreferredUsername)
-		put("profile", c.Profile)
-		put("picture", c.Picture)
-		put("website", c.Website)
-		put("gender", c.Gender)
-		put("birthdate", c.Birthdate)
-		put("zoneinfo", c.Zoneinfo)
-		put("locale", c.Locale)
-		if !u.UpdatedAt.IsZero() {
-			out["updated_at"] = u.UpdatedAt.Unix()
-		}
-	}
-	if scopes.Has("email") && c.Email != "" {
-		out["email"] = c.Email
-		out["email_verified"] = c.EmailVerified
-	}
-	if scopes.Has("address") && !c.Address.IsZero() {
-		out["address"] = c.Address
-	}
-	if scopes.Has("phone") && c.PhoneNumber != "" {
-		out["phone_number"] = c.PhoneNumber
-		out["phone_number_verified"] = c.PhoneNumberVerified
-	}
-	return out
 }
 
 // duplicateParam returns the name of a parameter sent more than once (RFC 6749

@@ -107,6 +107,9 @@ type Config struct {
 	// tokens from the authorization endpoint; off by default (RFC 9700 §2.1.2).
 	EnableImplicit bool
 	EnableHybrid   bool
+	// RefreshWithoutOfflineAccess lists clients that get refresh tokens
+	// without offline_access (see refreshpolicy.go).
+	RefreshWithoutOfflineAccess []string
 
 	// AccessTokenAlg signs RFC 9068 JWT access tokens; default ES256.
 	AccessTokenAlg string
@@ -143,6 +146,8 @@ type Provider struct {
 	ephemeral storage.Ephemeral
 	idSigner  *keySigner
 	tokens    *tokenStrategy
+	// refreshAnyScope are the clients of Config.RefreshWithoutOfflineAccess.
+	refreshAnyScope map[string]bool
 	// graceWait bounds a grace-period retry's wait for the first response.
 	graceWait time.Duration
 	log       *slog.Logger
@@ -238,7 +243,7 @@ func New(cfg Config) (*Provider, error) {
 		cfg:       cfg,
 		ep:        ep,
 		issuer:    issuer,
-		f:         compose.Compose(fcfg, store, strategy, factories...),
+		f:         composeHandlers(fcfg, policyConfig{fcfg}, store, strategy, factories...),
 		fcfg:      fcfg,
 		store:     store,
 		durable:   cfg.Stores.Durable,
@@ -248,6 +253,10 @@ func New(cfg Config) (*Provider, error) {
 		graceWait: defaultGraceWait,
 		log:       cfg.Logger,
 		now:       cfg.Now,
+	}
+	p.refreshAnyScope = map[string]bool{}
+	for _, id := range cfg.RefreshWithoutOfflineAccess {
+		p.refreshAnyScope[id] = true
 	}
 	for i, h := range fcfg.TokenEndpointHandlers {
 		fcfg.TokenEndpointHandlers[i] = gatedTokenHandler{h} // strategy.go

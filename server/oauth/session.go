@@ -19,6 +19,10 @@ type Session struct {
 	Issuer   string `json:"issuer,omitempty"`
 	// BrowserSessionID is the sign-in session (also the ID token's sid claim).
 	BrowserSessionID string `json:"browser_session_id,omitempty"`
+	// UserInfoClaims are the standard claims the claims request parameter
+	// asked the UserInfo endpoint for (OIDC Core §5.5), besides the scopes'.
+	// Kept in the session so that refreshed access tokens keep them.
+	UserInfoClaims []string `json:"userinfo_claims,omitempty"`
 }
 
 var (
