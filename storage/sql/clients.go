@@ -55,30 +55,19 @@ func (s *Store) GetClient(ctx context.Context, id string) (storage.Client, error
 	return s.getClient(ctx, s.r, fmt.Sprintf("getting client %q", id), id, "")
 }
 
+// scanClientDoc reads a row of the document column.
+func scanClientDoc(row interface{ Scan(...any) error }) (storage.Client, error) {
+	var doc string
+	if err := row.Scan(&doc); err != nil {
+		return storage.Client{}, err
+	}
+	return decodeClient(doc)
+}
+
 // ListClients implements storage.ClientStore.
 func (s *Store) ListClients(ctx context.Context, p storage.Page) ([]storage.Client, error) {
-	rows, err := s.query(ctx, s.r, "SELECT document FROM clients WHERE id"+s.collate+" > ? ORDER BY id"+s.collate+" LIMIT ?",
+	return queryAll(ctx, s, s.r, scanClientDoc, "listing clients", "SELECT document FROM clients WHERE id"+s.collate+" > ? ORDER BY id"+s.collate+" LIMIT ?",
 		p.After, pageLimit(p))
-	if err != nil {
-		return nil, fmt.Errorf("listing clients: %w", err)
-	}
-	defer rows.Close()
-	var out []storage.Client
-	for rows.Next() {
-		var doc string
-		if err := rows.Scan(&doc); err != nil {
-			return nil, fmt.Errorf("listing clients: %w", err)
-		}
-		c, err := decodeClient(doc)
-		if err != nil {
-			return nil, fmt.Errorf("listing clients: %w", err)
-		}
-		out = append(out, c)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("listing clients: %w", err)
-	}
-	return out, nil
 }
 
 // UpdateClient implements storage.ClientStore.

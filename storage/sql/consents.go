@@ -54,24 +54,8 @@ func (s *Store) GetConsent(ctx context.Context, subject, clientID string) (stora
 // ListConsents implements storage.ConsentStore.
 func (s *Store) ListConsents(ctx context.Context, subject string) ([]storage.Consent, error) {
 	doing := fmt.Sprintf("listing consents of %q", subject)
-	rows, err := s.query(ctx, s.r, `SELECT subject, client_id, scopes, granted_at, expires_at FROM consents
+	return queryAll(ctx, s, s.r, scanConsent, doing, `SELECT subject, client_id, scopes, granted_at, expires_at FROM consents
 		WHERE subject = ? AND `+consentLive+` ORDER BY client_id`+s.collate, subject, s.now().UnixMicro())
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", doing, err)
-	}
-	defer rows.Close()
-	var out []storage.Consent
-	for rows.Next() {
-		c, err := scanConsent(rows)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", doing, err)
-		}
-		out = append(out, c)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("%s: %w", doing, err)
-	}
-	return out, nil
 }
 
 // DeleteConsent implements storage.ConsentStore.

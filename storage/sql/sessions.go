@@ -135,22 +135,6 @@ func (s *Store) DeleteSession(ctx context.Context, id string) error {
 // ListSessions implements storage.SessionStore.
 func (s *Store) ListSessions(ctx context.Context, subject string) ([]storage.Session, error) {
 	doing := fmt.Sprintf("listing sessions of %q", subject)
-	rows, err := s.query(ctx, s.r, "SELECT "+sessionColumns+" FROM sessions WHERE subject = ? AND expires_at > ? ORDER BY id"+s.collate,
+	return queryAll(ctx, s, s.r, scanSession, doing, "SELECT "+sessionColumns+" FROM sessions WHERE subject = ? AND expires_at > ? ORDER BY id"+s.collate,
 		subject, s.now().UnixMicro())
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", doing, err)
-	}
-	defer rows.Close()
-	var out []storage.Session
-	for rows.Next() {
-		se, err := scanSession(rows)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", doing, err)
-		}
-		out = append(out, se)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("%s: %w", doing, err)
-	}
-	return out, nil
 }

@@ -130,6 +130,29 @@ func (s *Store) query(ctx context.Context, q querier, query string, args ...any)
 	return q.QueryContext(ctx, s.rebind(query), args...)
 }
 
+// queryAll runs a query and scans every row with scan, wrapping any error
+// with doing.
+func queryAll[T any](ctx context.Context, s *Store, q querier, scan func(row interface{ Scan(...any) error }) (T, error),
+	doing, query string, args ...any) ([]T, error) {
+	rows, err := s.query(ctx, q, query, args...)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", doing, err)
+	}
+	defer rows.Close()
+	var out []T
+	for rows.Next() {
+		v, err := scan(rows)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", doing, err)
+		}
+		out = append(out, v)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("%s: %w", doing, err)
+	}
+	return out, nil
+}
+
 func (s *Store) queryRow(ctx context.Context, q querier, query string, args ...any) *dbsql.Row {
 	return q.QueryRowContext(ctx, s.rebind(query), args...)
 }

@@ -83,24 +83,8 @@ func (s *Store) UseRegistrationToken(ctx context.Context, id string) (storage.Re
 // ListRegistrationTokens implements storage.RegistrationTokenStore.
 func (s *Store) ListRegistrationTokens(ctx context.Context) ([]storage.RegistrationToken, error) {
 	const doing = "listing registration tokens"
-	rows, err := s.query(ctx, s.r, "SELECT "+regTokenColumns+" FROM registration_tokens WHERE "+regTokenLive+
+	return queryAll(ctx, s, s.r, scanRegToken, doing, "SELECT "+regTokenColumns+" FROM registration_tokens WHERE "+regTokenLive+
 		" ORDER BY hash"+s.collate, s.now().UnixMicro())
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", doing, err)
-	}
-	defer rows.Close()
-	var out []storage.RegistrationToken
-	for rows.Next() {
-		t, err := scanRegToken(rows)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", doing, err)
-		}
-		out = append(out, t)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("%s: %w", doing, err)
-	}
-	return out, nil
 }
 
 // DeleteRegistrationToken implements storage.RegistrationTokenStore.
@@ -178,24 +162,12 @@ func (s *Store) ClaimLogouts(ctx context.Context, now, leaseUntil time.Time, lim
 	lease := leaseUntil.UnixMicro()
 	var out []storage.LogoutNotification
 	err := s.inTx(ctx, func(tx *dbsql.Tx) error {
-		out = out[:0]
-		rows, err := s.query(ctx, tx, "SELECT "+logoutColumns+" FROM logout_notifications WHERE next_attempt_at <= ?"+
+		var err error
+		out, err = queryAll(ctx, s, tx, scanLogout, doing, "SELECT "+logoutColumns+" FROM logout_notifications WHERE next_attempt_at <= ?"+
 			logoutOrder+" LIMIT ?"+lock, now.UnixMicro(), limitOrDefault(limit))
 		if err != nil {
-			return fmt.Errorf("%s: %w", doing, err)
+			return err
 		}
-		defer rows.Close()
-		for rows.Next() {
-			n, err := scanLogout(rows)
-			if err != nil {
-				return fmt.Errorf("%s: %w", doing, err)
-			}
-			out = append(out, n)
-		}
-		if err := rows.Err(); err != nil {
-			return fmt.Errorf("%s: %w", doing, err)
-		}
-		rows.Close()
 		if len(out) == 0 {
 			return nil
 		}
@@ -241,23 +213,7 @@ func (s *Store) RetryLogout(ctx context.Context, id string, attempts int, next t
 // ListLogouts implements storage.LogoutOutbox.
 func (s *Store) ListLogouts(ctx context.Context, limit int) ([]storage.LogoutNotification, error) {
 	const doing = "listing logout notifications"
-	rows, err := s.query(ctx, s.r, "SELECT "+logoutColumns+" FROM logout_notifications"+logoutOrder+" LIMIT ?", limitOrDefault(limit))
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", doing, err)
-	}
-	defer rows.Close()
-	var out []storage.LogoutNotification
-	for rows.Next() {
-		n, err := scanLogout(rows)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", doing, err)
-		}
-		out = append(out, n)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("%s: %w", doing, err)
-	}
-	return out, nil
+	return queryAll(ctx, s, s.r, scanLogout, doing, "SELECT "+logoutColumns+" FROM logout_notifications"+logoutOrder+" LIMIT ?", limitOrDefault(limit))
 }
 
 // ---------------------------------------------------------------------------

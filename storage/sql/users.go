@@ -84,24 +84,8 @@ func (s *Store) GetUserByEmail(ctx context.Context, email string) (storage.User,
 
 // ListUsers implements storage.UserStore.
 func (s *Store) ListUsers(ctx context.Context, p storage.Page) ([]storage.User, error) {
-	rows, err := s.query(ctx, s.r, "SELECT "+userColumns+" FROM users WHERE id"+s.collate+" > ? ORDER BY id"+s.collate+" LIMIT ?",
+	return queryAll(ctx, s, s.r, scanUser, "listing users", "SELECT "+userColumns+" FROM users WHERE id"+s.collate+" > ? ORDER BY id"+s.collate+" LIMIT ?",
 		p.After, pageLimit(p))
-	if err != nil {
-		return nil, fmt.Errorf("listing users: %w", err)
-	}
-	defer rows.Close()
-	var out []storage.User
-	for rows.Next() {
-		u, err := scanUser(rows)
-		if err != nil {
-			return nil, fmt.Errorf("listing users: %w", err)
-		}
-		out = append(out, u)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("listing users: %w", err)
-	}
-	return out, nil
 }
 
 // UpdateUser implements storage.UserStore.
