@@ -260,20 +260,10 @@ func newClientsCmd(app *App) *cobra.Command {
 				if err != nil {
 					return err
 				}
-				if app.json() {
-					mds := make([]clients.Metadata, 0, len(cs))
-					for _, c := range cs {
-						mds = append(mds, clients.FromClient(c))
-					}
-					return app.printJSON(mds)
-				}
-				tw := tabwriter.NewWriter(app.stdout, 0, 4, 2, ' ', 0)
-				fmt.Fprintln(tw, "CLIENT_ID\tNAME\tAUTH\tGRANT_TYPES\tREDIRECT_URIS")
-				for _, c := range cs {
-					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", c.ID, dash(c.Name), c.TokenEndpointAuthMethod,
+				return printList(app, cs, clients.FromClient, "CLIENT_ID\tNAME\tAUTH\tGRANT_TYPES\tREDIRECT_URIS", func(c storage.Client) string {
+					return fmt.Sprintf("%s\t%s\t%s\t%s\t%s", c.ID, dash(c.Name), c.TokenEndpointAuthMethod,
 						dash(strings.Join(c.GrantTypes, ",")), dash(strings.Join(c.RedirectURIs, ",")))
-				}
-				return tw.Flush()
+				})
 			})
 		},
 	}

@@ -111,19 +111,9 @@ func newRegistrationTokenCmd(app *App) *cobra.Command {
 				if err != nil {
 					return err
 				}
-				if app.json() {
-					vs := make([]registrationTokenView, 0, len(ts))
-					for _, t := range ts {
-						vs = append(vs, viewRegistrationToken(t))
-					}
-					return app.printJSON(vs)
-				}
-				tw := tabwriter.NewWriter(app.stdout, 0, 4, 2, ' ', 0)
-				fmt.Fprintln(tw, "ID\tUSES_LEFT\tEXPIRES_AT\tCREATED_AT\tDESCRIPTION")
-				for _, t := range ts {
-					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", t.ID, usesLeft(t.UsesLeft), fmtTime(t.ExpiresAt), fmtTime(t.CreatedAt), dash(t.Description))
-				}
-				return tw.Flush()
+				return printList(app, ts, viewRegistrationToken, "ID\tUSES_LEFT\tEXPIRES_AT\tCREATED_AT\tDESCRIPTION", func(t storage.RegistrationToken) string {
+					return fmt.Sprintf("%s\t%s\t%s\t%s\t%s", t.ID, usesLeft(t.UsesLeft), fmtTime(t.ExpiresAt), fmtTime(t.CreatedAt), dash(t.Description))
+				})
 			})
 		},
 	}

@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"strings"
+	"text/tabwriter"
 
 	"github.com/spf13/cobra"
 
@@ -200,6 +201,24 @@ func (e *env) hasher() *password.Hasher {
 
 // json reports whether -o json was asked for.
 func (a *App) json() bool { return a.output == "json" }
+
+// printList prints items as a JSON array of their views or, for people, as
+// a table: header and each item's row are tab-separated columns.
+func printList[T, V any](app *App, items []T, view func(T) V, header string, row func(T) string) error {
+	if app.json() {
+		vs := make([]V, 0, len(items))
+		for _, it := range items {
+			vs = append(vs, view(it))
+		}
+		return app.printJSON(vs)
+	}
+	tw := tabwriter.NewWriter(app.stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, header)
+	for _, it := range items {
+		fmt.Fprintln(tw, row(it))
+	}
+	return tw.Flush()
+}
 
 func (a *App) printJSON(v any) error {
 	enc := json.NewEncoder(a.stdout)

@@ -233,19 +233,9 @@ func newUsersCmd(app *App) *cobra.Command {
 				if err != nil {
 					return err
 				}
-				if app.json() {
-					views := make([]userView, 0, len(us))
-					for _, u := range us {
-						views = append(views, viewUser(u))
-					}
-					return app.printJSON(views)
-				}
-				tw := tabwriter.NewWriter(app.stdout, 0, 4, 2, ' ', 0)
-				fmt.Fprintln(tw, "ID\tUSERNAME\tEMAIL\tNAME\tDISABLED")
-				for _, u := range us {
-					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%v\n", u.ID, u.Username, dash(u.Claims.Email), dash(u.Claims.Name), u.Disabled)
-				}
-				return tw.Flush()
+				return printList(app, us, viewUser, "ID\tUSERNAME\tEMAIL\tNAME\tDISABLED", func(u storage.User) string {
+					return fmt.Sprintf("%s\t%s\t%s\t%s\t%v", u.ID, u.Username, dash(u.Claims.Email), dash(u.Claims.Name), u.Disabled)
+				})
 			})
 		},
 	}
