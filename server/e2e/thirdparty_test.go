@@ -54,6 +54,7 @@ func TestThirdPartyApps(t *testing.T) {
 		{"RFC7523_2.2_ClientSecretJWT_ClientCredentials", testClientSecretJWT, false},
 		{"RFC9101_RFC9126_RequestObjectAndPAR", testRequestObjectAndPAR, false},
 		{"AdminAPI_RoundTrip", testAdminRoundTrip, false},
+		{"RFC7591_3.2.2_BadRegistrationsAre400", testBadRegistrations, false},
 	}
 	for _, be := range backends {
 		t.Run(be.name, func(t *testing.T) {
@@ -493,5 +494,36 @@ func testRequestObjectAndPAR(t *testing.T, e *env, _ storage.Stores) {
 	}
 	if _, err := parConf.Exchange(context.Background(), q.Get("code"), oauth2.VerifierOption(verifier)); err != nil {
 		t.Errorf("PAR-only client's code: %v", err)
+	}
+}
+
+// testBadRegistrations: bodies that are not JSON, too large or of wrong
+// types, and unsafe redirect URIs, get a 400 with the RFC 7591 §3.2.2 error,
+// never a 500, and do not use up the initial access token.
+func testBadRegistrations(t *testing.T, e *env, st storage.Stores) {
+	iat := e.initialAccessToken(st, 1)
+	post := func(body string) (int, map[string]any) {
+		t.Helper()
+		req, _ := http.NewRequest(http.MethodPost, e.issuer+"/oauth2/register", strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Authorization", "Bearer "+iat)
+		var out map[string]any
+		return e.doJSON(req, &out), out
+	}
+	for name, tc := range map[string]struct{ body, want string }{
+		"not JSON":          {`redirect_uris=https://rp.example.test/cb`, "invalid_client_metadata"},
+		"over 64 KiB":       {`{"client_name":"` + strings.Repeat("x", 70<<10) + `","redirect_uris":["` + rpRedirect + `"]}`, "invalid_client_metadata"},
+		"wrong type":        {`{"redirect_uris":"` + rpRedirect + `"}`, "invalid_client_metadata"},
+		"javascript: URI":   {`{"redirect_uris":["javascript:alert(1)"]}`, "invalid_redirect_uri"},
+		"fragment":          {`{"redirect_uris":["https://rp.example.test/cb#x"]}`, "invalid_redirect_uri"},
+		"http off loopback": {`{"redirect_uris":["http://rp.example.test/cb"]}`, "invalid_redirect_uri"},
+	} {
+		if code, out := post(tc.body); code != http.StatusBadRequest || out["error"] != tc.want {
+			t.Errorf("%s: %d %v, want 400 %s", name, code, out, tc.want)
+		}
+	}
+	// The token survived the refusals.
+	if code, out := post(`{"redirect_uris":["` + rpRedirect + `"]}`); code != http.StatusCreated {
+		t.Errorf("valid registration after refused ones: %d %v", code, out)
 	}
 }
