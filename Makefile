@@ -1,5 +1,5 @@
 # Thin wrappers around the commands the README documents; .ci/run is what CI runs.
-.PHONY: run test lint ci
+.PHONY: run test lint ci bench loadtest
 
 run:
 	go run ./cmd/gatehouse serve --dev
@@ -13,3 +13,11 @@ lint:
 
 ci:
 	./.ci/run
+
+# Go benchmarks of the hot paths (docs/performance.md); CI runs them once each.
+bench:
+	go test -run '^$$' -bench . -benchmem ./...
+
+# Side-by-side load test against node-oidc-provider with oidcload (docs/performance.md).
+loadtest:
+	./.ci/loadtest.sh
