@@ -35,7 +35,7 @@ REDIS_URL="${REDIS_URL:-redis://127.0.0.1:6379/0}"
 REDIRECT_URI=http://127.0.0.1:9199/cb # never contacted: the drivers stop at the redirect
 NOP_SECRET=bench-secret-0123456789
 PASSWORD=bench-password-0123
-USERS=33 # oidcload signs in worker i as user<i>
+USER_NAME=bench-user # every sign-in uses this account (oidcload's %d would need one per iteration)
 
 case "$WORK" in "$REPO"/*) echo "WORK must be outside the repository" >&2; exit 2 ;; esac
 BIN="$WORK/bin"
@@ -106,9 +106,7 @@ setup_gh() {
 			--redirect-uri "$REDIRECT_URI" --scope "openid offline_access profile email" \
 			--id-token-signed-response-alg "$alg" >"$GH/$t-web-$alg.json"
 	done
-	for i in $(seq 0 $((USERS - 1))); do
-		echo "$PASSWORD" | "${g[@]}" users create --username "user$i" --password-stdin >/dev/null
-	done
+	echo "$PASSWORD" | "${g[@]}" users create --username "$USER_NAME" --password-stdin >/dev/null
 }
 
 start() { # TARGET
@@ -140,7 +138,7 @@ run() {
 	fi
 	if timeout 180 "$BIN/oidcload" -issuer "http://127.0.0.1:$(port "$t")" -scenario "$s" -c "$c" -d "$DURATION" \
 		-warmup "$WARMUP" -max-duration 2m -server-pid "$SERVER_PID" "${extra[@]}" -label "$label" \
-		-username 'user%d' -password "$PASSWORD" -redirect-uri "$REDIRECT_URI" "$@" \
+		-username "$USER_NAME" -password "$PASSWORD" -redirect-uri "$REDIRECT_URI" "$@" \
 		-json "$OUT/$label-r$r-$s-c$c.json" >>"$OUT/summary.txt" 2>>"$OUT/errors.txt"; then
 		tail -1 "$OUT/summary.txt" >&2
 	else
