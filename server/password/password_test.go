@@ -2,8 +2,10 @@ package password
 
 import (
 	"errors"
+	"runtime"
 	"strings"
 	"testing"
+	"time"
 )
 
 // fast keeps the tests quick; production parameters come from configuration.
@@ -111,5 +113,37 @@ func TestVerifyDummyNeverMatches(t *testing.T) {
 	}
 	if h.dummy == "" || !strings.HasPrefix(h.dummy, "$argon2id$v=19$m=64,t=1,p=1$") {
 		t.Errorf("dummy hash %q does not use the hasher's parameters, so its timing would differ", h.dummy)
+	}
+}
+
+// TestConcurrentHashesBounded: at most GOMAXPROCS hashes hold their memory
+// at once; the others wait for a slot and still succeed.
+func TestConcurrentHashesBounded(t *testing.T) {
+	h, err := New(Params{MemoryKiB: 1024, Iterations: 1, Parallelism: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cap(h.slots) != runtime.GOMAXPROCS(0) {
+		t.Fatalf("%d hash slots, want GOMAXPROCS (%d)", cap(h.slots), runtime.GOMAXPROCS(0))
+	}
+	// Fill every slot: a hash must now wait until one is given back.
+	for range cap(h.slots) {
+		h.slots <- struct{}{}
+	}
+	done := make(chan string)
+	go func() {
+		enc, _ := h.Hash("pw")
+		done <- enc
+	}()
+	// Give the hash ample time to finish if it did not wait (a 1 MiB hash
+	// takes about a millisecond); nothing here depends on how long it takes.
+	select {
+	case <-done:
+		t.Fatal("a hash ran while every slot was taken")
+	case <-time.After(200 * time.Millisecond):
+	}
+	<-h.slots
+	if ok, _, err := h.Verify("pw", <-done); !ok || err != nil {
+		t.Errorf("hash made after waiting for a slot does not verify: %v", err)
 	}
 }
