@@ -175,7 +175,7 @@ build
 mkdir -p "$OUT"
 for t in $TARGETS; do case "$t" in gh-*) log "setting up $t"; setup_gh "$t" ;; esac; done
 {
-	echo "date: $(date -u +%Y-%m-%dT%H:%M:%SZ)  commit: $(git -C "$REPO" rev-parse --short HEAD)"
+	echo "date: $(date -u +%Y-%m-%dT%H:%M:%SZ)  commit: $(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo unknown)"
 	echo "kernel: $(uname -sr)  cpus: $(nproc)  go: $(go version | cut -d' ' -f3)"
 	echo "targets: $TARGETS  scenarios: $SCENARIOS  concurrency: $CONCURRENCY  duration: $DURATION  warmup: $WARMUP  repeats: $REPEATS"
 	echo "loadavg at start: $(cut -d' ' -f1-3 /proc/loadavg)"
