@@ -6,10 +6,12 @@ import (
 )
 
 // Default addresses of the real servers the backend tests use. Override them
-// with GATEHOUSE_TEST_POSTGRES_URL and GATEHOUSE_TEST_REDIS_URL.
+// with GATEHOUSE_TEST_POSTGRES_URL and GATEHOUSE_TEST_REDIS_URL. Redis tests
+// use database 9 so that a local server's own data (a dev or load-test run in
+// database 0) neither mixes with theirs nor slows their prefix scans.
 const (
 	DefaultPostgresURL = "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"
-	DefaultRedisURL    = "redis://127.0.0.1:6379/0"
+	DefaultRedisURL    = "redis://127.0.0.1:6379/9"
 )
 
 // PostgresURL is the administrative URL of the PostgreSQL server tests use;
