@@ -105,6 +105,8 @@ func newBenchEnv(tb testing.TB, st storage.Stores, keys *testKeys) *benchEnv {
 		SigningKey:  keys.SigningKey,
 		PublicKeys:  keys.PublicKeys,
 		Interaction: approveInteraction{},
+		// clients.cache_ttl's default, as the server runs.
+		ClientCacheTTL: 5 * time.Second,
 	})
 	if err != nil {
 		tb.Fatal(err)
