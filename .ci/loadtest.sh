@@ -16,8 +16,9 @@
 #
 # Environment: BENCH (the bench folder with oidcload/ and anchors/), WORK
 # (scratch folder, never inside the repository), OUT, SCENARIOS, CONCURRENCY,
-# DURATION, WARMUP, REPEATS, PG_URL, REDIS_URL. Every process started here is
-# stopped by PID on exit.
+# DURATION, WARMUP, REPEATS, PG_URL, REDIS_URL, KEEP (1: keep the databases
+# for inspection; by default they are dropped at the end). Every process
+# started here is stopped by PID on exit.
 set -euo pipefail
 
 REPO="$(cd "$(dirname "$0")/.." && pwd)"
@@ -31,7 +32,9 @@ DURATION="${DURATION:-5s}"
 WARMUP="${WARMUP:-1s}"
 REPEATS="${REPEATS:-2}"
 PG_URL="${PG_URL:-postgres://postgres@127.0.0.1:5432}"
-REDIS_URL="${REDIS_URL:-redis://127.0.0.1:6379/0}"
+# A Redis database of its own: a sitting leaves millions of keys (refresh
+# tokens live 30 days), which would slow down prefix scans of anything else.
+REDIS_URL="${REDIS_URL:-redis://127.0.0.1:6379/8}"
 REDIRECT_URI=http://127.0.0.1:9199/cb # never contacted: the drivers stop at the redirect
 NOP_SECRET=bench-secret-0123456789
 PASSWORD=bench-password-0123
@@ -127,6 +130,17 @@ start() { # TARGET
 
 secret() { jq -r .client_secret "$GH/$1.json"; }
 
+drop_data() {
+	[ "${KEEP:-}" = 1 ] && return 0
+	case " $TARGETS " in *" gh-pg "*)
+		log "dropping gh_loadtest and the ghloadtest: keys"
+		psql "$PG_URL/postgres" -qc "DROP DATABASE IF EXISTS gh_loadtest" >/dev/null || true
+		redis-cli -u "$REDIS_URL" --scan --pattern 'ghloadtest:*' | xargs -r -n 2000 redis-cli -u "$REDIS_URL" unlink >/dev/null || true
+		;;
+	esac
+	rm -f "$GH/loadtest.db"*
+}
+
 # run TARGET LABEL SCENARIO C CLIENT-ARGS...
 run() {
 	local t=$1 label=$2 s=$3 c=$4
@@ -200,6 +214,7 @@ if [ "${1:-}" = soak ]; then
 	done
 	stop_server
 	kill "$sampler" 2>/dev/null || true
+	drop_data
 	log "soak RSS samples (unix time, kB): $OUT/soak-rss.txt"
 	exit 0
 fi
@@ -223,5 +238,6 @@ for ((r = 1; r <= REPEATS; r++)); do
 	done
 done
 echo "loadavg at end: $(cut -d' ' -f1-3 /proc/loadavg)" >>"$OUT/env.txt"
+drop_data
 "$BIN/oidcload" report -base nop "$OUT"/*.json >"$OUT/report.md"
 log "done: $OUT/report.md"
