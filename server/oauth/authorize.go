@@ -448,7 +448,22 @@ func (p *Provider) finish(w http.ResponseWriter, r *http.Request, ar fosite.Auth
 	}
 	sess.IDTokenHeaders().Add("alg", alg)
 
-	resp, err := p.f.NewAuthorizeResponse(ctx, ar, sess)
+	// The code, PKCE and OIDC request records go to storage together, as
+	// one batch (one SQLite transaction, one Redis script for the grant),
+	// rather than one write each.
+	txCtx, err := p.store.BeginTX(ctx)
+	if err != nil {
+		p.writeAuthorizeError(w, r, ar, fosite.ErrServerError.WithWrap(err).WithDebug(err.Error()))
+		return
+	}
+	resp, err := p.f.NewAuthorizeResponse(txCtx, ar, sess)
+	if err == nil {
+		if err = p.store.Commit(txCtx); err != nil {
+			err = fosite.ErrServerError.WithWrap(err).WithDebug(err.Error())
+		}
+	} else {
+		_ = p.store.Rollback(txCtx)
+	}
 	if err != nil {
 		p.writeAuthorizeError(w, r, ar, err)
 		return
