@@ -33,6 +33,14 @@ func (p *Provider) Token(w http.ResponseWriter, r *http.Request) {
 		ctx = withGraceProbe(ctx)
 	}
 	ctx = p.withRefreshPolicy(ctx, r) // refreshpolicy.go
+	switch r.PostForm.Get("grant_type") {
+	case "authorization_code":
+		ctx = withTokenScratch(ctx, r.PostForm.Get("code"))
+		defer p.flushScratch(ctx)
+	case "refresh_token":
+		ctx = withTokenScratch(ctx, "")
+		defer p.flushScratch(ctx)
+	}
 	sess := NewSession(p.issuer)
 	ar, err := p.f.NewAccessRequest(ctx, r, sess)
 	if err != nil {
@@ -324,4 +332,12 @@ func duplicateParam(r *http.Request) string {
 		}
 	}
 	return ""
+}
+
+// flushScratch deletes the PKCE and OIDC requests no commit took; a failure
+// only leaves them to expire, so it is logged, not answered.
+func (p *Provider) flushScratch(ctx context.Context) {
+	if err := p.store.flushScratch(ctx); err != nil {
+		p.log.LogAttrs(ctx, slog.LevelWarn, "token request cleanup", slog.String("error", err.Error()))
+	}
 }

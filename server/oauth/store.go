@@ -149,9 +149,13 @@ func (s *Store) Commit(ctx context.Context) error {
 	if len(b.Deactivate)+len(b.Create)+len(b.Delete)+len(b.RevokeGrants) == 0 {
 		return nil
 	}
+	if err := s.prepareCommit(ctx, &b); err != nil {
+		return fmt.Errorf("preparing transaction: %w", mapErr(err))
+	}
 	if err := s.ephemeral.ApplyRequests(ctx, b); err != nil {
 		return fmt.Errorf("applying transaction: %w", mapErr(err))
 	}
+	s.committed(ctx, b)
 	return nil
 }
 
@@ -236,7 +240,7 @@ func (s *Store) create(ctx context.Context, kind storage.RequestKind, signature 
 
 // get loads a record; the returned bool is its Active flag.
 func (s *Store) get(ctx context.Context, kind storage.RequestKind, signature string, session fosite.Session) (*fosite.Request, *payload, bool, error) {
-	rec, err := s.ephemeral.GetRequest(ctx, kind, signature)
+	rec, err := s.getRequest(ctx, kind, signature)
 	if err != nil {
 		return nil, nil, false, fmt.Errorf("loading %s record: %w", kind, mapErr(err))
 	}
@@ -414,7 +418,7 @@ func (s *Store) DeleteRefreshTokenSession(ctx context.Context, signature string)
 // the access token issued with it. With a grace period, the same batch opens
 // the rotated token's grace period.
 func (s *Store) RotateRefreshToken(ctx context.Context, requestID, signature string) error {
-	rec, err := s.ephemeral.GetRequest(ctx, storage.KindRefreshToken, signature)
+	rec, err := s.getRequest(ctx, storage.KindRefreshToken, signature)
 	if err != nil {
 		return fmt.Errorf("loading refresh token to rotate: %w", mapErr(err))
 	}
@@ -494,7 +498,11 @@ func (s *Store) GetPKCERequestSession(ctx context.Context, signature string, ses
 }
 
 // DeletePKCERequestSession deletes the code challenge.
+// At the token endpoint the deletion joins the code's batch (tokenscratch.go).
 func (s *Store) DeletePKCERequestSession(ctx context.Context, signature string) error {
+	if s.deferDelete(ctx, storage.RequestRef{Kind: storage.KindPKCE, Signature: signature}) {
+		return nil
+	}
 	return s.delete(ctx, storage.KindPKCE, signature)
 }
 
@@ -522,7 +530,11 @@ func (s *Store) GetOpenIDConnectSession(ctx context.Context, code string, reques
 }
 
 // DeleteOpenIDConnectSession deletes the OIDC request.
+// At the token endpoint the code's batch already deleted it (tokenscratch.go).
 func (s *Store) DeleteOpenIDConnectSession(ctx context.Context, code string) error {
+	if s.deferDelete(ctx, storage.RequestRef{Kind: storage.KindOIDC, Signature: hashKey(code)}) {
+		return nil
+	}
 	return s.delete(ctx, storage.KindOIDC, hashKey(code))
 }
 
