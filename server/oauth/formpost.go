@@ -6,6 +6,7 @@ import (
 	"html/template"
 	"net/http"
 	"net/url"
+	"strings"
 )
 
 // formPostScript submits the form_post response (OAuth 2.0 Form Post Response
@@ -32,7 +33,11 @@ var formPostScriptHash = func() string {
 // run its one script and post to the client's redirect URI origin only.
 func setFormPostCSP(w http.ResponseWriter, redirect *url.URL) {
 	origin := "'none'"
-	if redirect != nil && redirect.Scheme != "" && redirect.Host != "" {
+	// A reg-name may hold sub-delims (RFC 3986 §3.2.2), so a registered
+	// redirect URI's host can carry ';' or ',': written into the header, it
+	// would end the directive and start another (CSP3 §2.2 parsing).
+	if redirect != nil && redirect.Scheme != "" && redirect.Host != "" &&
+		!strings.ContainsAny(redirect.Scheme+redirect.Host, "; ,\t\r\n'\"") {
 		origin = redirect.Scheme + "://" + redirect.Host
 	}
 	w.Header().Set("Content-Security-Policy", "default-src 'none'; script-src "+formPostScriptHash+
