@@ -166,6 +166,13 @@ func TestValidationErrors(t *testing.T) {
 		{"javascript", func(m *Metadata) { m.RedirectURIs = []string{"javascript:alert(1)"} }, CodeInvalidRedirectURI, "javascript"},
 		{"data", func(m *Metadata) { m.RedirectURIs = []string{"data:text/html,x"} }, CodeInvalidRedirectURI, "data"},
 		{"http public", func(m *Metadata) { m.RedirectURIs = []string{"http://a.example/cb"} }, CodeInvalidRedirectURI, "use https"},
+		// RFC 3986 §3.2.2 sub-delims in a host would end a CSP directive.
+		{"semicolon in host", func(m *Metadata) { m.RedirectURIs = []string{"https://a.example;frame-ancestors/cb"} }, CodeInvalidRedirectURI, "neither a DNS name"},
+		{"comma in native host", func(m *Metadata) {
+			m.ApplicationType, m.RedirectURIs = "native", []string{"com.example.app://a,b/cb"}
+		}, CodeInvalidRedirectURI, "neither a DNS name"},
+		{"quote in logout host", func(m *Metadata) { m.PostLogoutRedirectURIs = []string{"https://a'b.example/"} }, CodeInvalidClientMetadata, "post_logout_redirect_uris[0]"},
+		{"semicolon in frontchannel host", func(m *Metadata) { m.FrontchannelLogoutURI = "https://a.example;x/logout" }, CodeInvalidClientMetadata, "frontchannel_logout_uri"},
 		{"private scheme for web", func(m *Metadata) { m.RedirectURIs = []string{"com.example.app:/cb"} }, CodeInvalidRedirectURI, "application_type native"},
 		{"unknown grant", func(m *Metadata) { m.GrantTypes = []string{"password"} }, CodeInvalidClientMetadata, "grant_types \"password\""},
 		{"implicit", func(m *Metadata) { m.GrantTypes = []string{"implicit"} }, CodeInvalidClientMetadata, "grant_types \"implicit\""},

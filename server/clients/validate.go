@@ -312,6 +312,18 @@ func isLoopback(host string) bool {
 	return err == nil && ip.IsLoopback()
 }
 
+// hostChars refuses a host with sub-delims or quotes. RFC 3986 §3.2.2 lets a
+// reg-name carry them, Go's url.Parse accepts them, no DNS name or IP
+// address has them, and the origin of a registered URI is written into
+// Content-Security-Policy headers, where ';' and ',' would start another
+// directive or policy.
+func hostChars(host string) error {
+	if strings.ContainsAny(host, "!$&'()*+,;=\"<>") {
+		return fmt.Errorf("has a host %q that is neither a DNS name nor an IP address", host)
+	}
+	return nil
+}
+
 // redirectURI applies RFC 6749 §3.1.2 (absolute, no fragment) and RFC 8252
 // (native apps: loopback http §7.3, private-use schemes §7.1), and refuses
 // wildcards and script schemes. It returns the reason for the caller's error.
@@ -328,6 +340,9 @@ func redirectURI(raw, appType string) error {
 	}
 	if u.Fragment != "" || strings.Contains(raw, "#") {
 		return fmt.Errorf("must not have a fragment (RFC 6749 §3.1.2)")
+	}
+	if err := hostChars(u.Host); err != nil {
+		return err
 	}
 	scheme := strings.ToLower(u.Scheme)
 	switch {
@@ -362,6 +377,9 @@ func webURI(raw string) error {
 	u, err := url.Parse(raw)
 	if err != nil || !u.IsAbs() || u.Host == "" {
 		return fmt.Errorf("is not an absolute https URL")
+	}
+	if err := hostChars(u.Host); err != nil {
+		return err
 	}
 	switch strings.ToLower(u.Scheme) {
 	case "https":
