@@ -50,6 +50,10 @@ func (p *Provider) Token(w http.ResponseWriter, r *http.Request) {
 		p.writeAccessError(ctx, w, ar, err)
 		return
 	}
+	if err := p.grantUserActive(ctx, ar); err != nil {
+		p.writeAccessError(ctx, w, ar, err)
+		return
+	}
 	if ar.GetGrantTypes().ExactOne("client_credentials") {
 		// No end user: grant what the client may have (fosite checked), minus
 		// the user-centric scopes, which mean nothing here.
@@ -82,6 +86,32 @@ func (p *Provider) Token(w http.ResponseWriter, r *http.Request) {
 	}
 	p.keepGraceResponse(ctx, ar, body)
 	writeTokenResponse(w, body)
+}
+
+// grantUserActive refuses a code or refresh token whose user has been
+// disabled or deleted since the grant was made: the grant would otherwise
+// keep minting access tokens, for the refresh token's whole lifetime, for an
+// account that can no longer sign in (RFC 6749 §10.4 lets the server refuse
+// a refresh token whenever it sees fit; UserInfo already refuses such users).
+// Nothing has been consumed yet: fosite changes state only in
+// NewAccessResponse.
+func (p *Provider) grantUserActive(ctx context.Context, ar fosite.AccessRequester) error {
+	gt := ar.GetGrantTypes()
+	if !gt.ExactOne("authorization_code") && !gt.ExactOne("refresh_token") {
+		return nil
+	}
+	sub := ar.GetSession().GetSubject()
+	if sub == "" {
+		return nil
+	}
+	u, err := p.durable.GetUser(ctx, sub)
+	switch {
+	case errors.Is(err, storage.ErrNotFound) || (err == nil && u.Disabled):
+		return fosite.ErrInvalidGrant.WithHint("The user of this grant is disabled or no longer exists.")
+	case err != nil:
+		return fosite.ErrServerError.WithWrap(err).WithDebug("loading the grant's user: " + err.Error())
+	}
+	return nil
 }
 
 // writeAccessError turns a lost race on a code or refresh token (the batch

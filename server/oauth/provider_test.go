@@ -8,6 +8,7 @@ import (
 	"crypto/rand"
 	"crypto/rsa"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -801,5 +802,59 @@ func TestFormPostResponseMode(t *testing.T) {
 		if !strings.Contains(csp, "form-action http://127.0.0.1:9999") || !strings.Contains(csp, "script-src "+formPostScriptHash) {
 			t.Errorf("%s: CSP = %q", name, csp)
 		}
+	}
+}
+
+// TestDisabledUserGrantRefused: a disabled or deleted user's refresh token
+// and authorization code get invalid_grant (RFC 6749 §5.2), as UserInfo
+// already refuses them (OIDC Core §5.3.3), and are not used up by the refusal.
+func TestDisabledUserGrantRefused(t *testing.T) {
+	e := newEnv(t, memoryStores())
+	ctx := context.Background()
+	conf := e.oauthConfig("web", webSecret, "openid", "offline_access")
+	tok := e.codeFlow(conf)
+	setDisabled := func(disabled bool) {
+		t.Helper()
+		_, err := e.st.Durable.UpdateUser(ctx, "alice", func(u storage.User) (storage.User, error) {
+			u.Disabled = disabled
+			return u, nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	refresh := func(rt string) (int, map[string]any) {
+		s, b, _ := e.postForm("/oauth2/token", url.Values{"grant_type": {"refresh_token"}, "refresh_token": {rt}}, "web", webSecret)
+		return s, b
+	}
+
+	setDisabled(true)
+	if status, body := refresh(tok.RefreshToken); status != http.StatusBadRequest || body["error"] != "invalid_grant" {
+		t.Fatalf("refresh for a disabled user: %d %v, want 400 invalid_grant", status, body)
+	}
+	// A code issued before the user was disabled.
+	setDisabled(false)
+	verifier := oauth2.GenerateVerifier()
+	_, q := e.authorize(conf.AuthCodeURL("state-0123456789", oauth2.S256ChallengeOption(verifier)))
+	setDisabled(true)
+	_, err := conf.Exchange(ctx, q.Get("code"), oauth2.VerifierOption(verifier))
+	var re *oauth2.RetrieveError
+	if !errors.As(err, &re) || re.ErrorCode != "invalid_grant" {
+		t.Fatalf("code exchange for a disabled user: %v, want invalid_grant", err)
+	}
+
+	// The refusal used nothing up: enabled again, the same token works.
+	setDisabled(false)
+	status, body := refresh(tok.RefreshToken)
+	if status != http.StatusOK {
+		t.Fatalf("refresh after re-enabling: %d %v", status, body)
+	}
+	rt2, _ := body["refresh_token"].(string)
+
+	if err := e.st.Durable.DeleteUser(ctx, "alice"); err != nil {
+		t.Fatal(err)
+	}
+	if status, body := refresh(rt2); status != http.StatusBadRequest || body["error"] != "invalid_grant" {
+		t.Fatalf("refresh for a deleted user: %d %v, want 400 invalid_grant", status, body)
 	}
 }
