@@ -143,6 +143,7 @@ func openSQLite(ctx context.Context, u string, maxReaders int, log *slog.Logger)
 			return nil, fmt.Errorf("opening in-memory SQLite: %w", err)
 		}
 		s.w, s.r = db, db
+		s.wStmts = newStmtCache(db)
 		return s, nil
 	}
 
@@ -176,6 +177,7 @@ func openSQLite(ctx context.Context, u string, maxReaders int, log *slog.Logger)
 		return nil, fmt.Errorf("opening SQLite %s for reading: %w", path, err)
 	}
 	s.w, s.r = w, r
+	s.wStmts, s.rStmts = newStmtCache(w), newStmtCache(r)
 	log.InfoContext(ctx, "connected to database", "dialect", s.dialect, "path", path)
 	return s, nil
 }

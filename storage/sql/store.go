@@ -56,8 +56,11 @@ type Store struct {
 	// connections that WAL lets run beside the writer. On PostgreSQL and for
 	// in-memory SQLite, r and w are the same pool.
 	w, r *dbsql.DB
-	log  *slog.Logger
-	now  func() time.Time
+	// Prepared statements of the SQLite pools (stmtcache.go); nil on
+	// PostgreSQL. rStmts is nil when r is w.
+	wStmts, rStmts *stmtCache
+	log            *slog.Logger
+	now            func() time.Time
 	// Dialect-specific SQL fragments.
 	forUpdate string // row lock for read-modify-write; SQLite's IMMEDIATE transaction already locks
 	collate   string // byte-order comparison of IDs, matching Go's string order
@@ -76,7 +79,14 @@ func (s *Store) Ping(ctx context.Context) error {
 
 // Close closes the connection pools.
 func (s *Store) Close() error {
-	err := s.w.Close()
+	var err error
+	if s.rStmts != nil {
+		err = s.rStmts.close()
+	}
+	if s.wStmts != nil {
+		err = errors.Join(err, s.wStmts.close())
+	}
+	err = errors.Join(err, s.w.Close())
 	if s.r != s.w {
 		err = errors.Join(err, s.r.Close())
 	}
@@ -115,7 +125,13 @@ func (s *Store) rebind(q string) string {
 }
 
 func (s *Store) exec(ctx context.Context, q querier, query string, args ...any) (int64, error) {
-	res, err := q.ExecContext(ctx, s.rebind(query), args...)
+	var res dbsql.Result
+	var err error
+	if st := s.stmt(ctx, q, query); st != nil {
+		res, err = st.ExecContext(ctx, args...)
+	} else {
+		res, err = q.ExecContext(ctx, s.rebind(query), args...)
+	}
 	if err != nil {
 		return 0, err
 	}
@@ -127,6 +143,9 @@ func (s *Store) exec(ctx context.Context, q querier, query string, args ...any) 
 }
 
 func (s *Store) query(ctx context.Context, q querier, query string, args ...any) (*dbsql.Rows, error) {
+	if st := s.stmt(ctx, q, query); st != nil {
+		return st.QueryContext(ctx, args...)
+	}
 	return q.QueryContext(ctx, s.rebind(query), args...)
 }
 
@@ -154,6 +173,9 @@ func queryAll[T any](ctx context.Context, s *Store, q querier, scan func(row int
 }
 
 func (s *Store) queryRow(ctx context.Context, q querier, query string, args ...any) *dbsql.Row {
+	if st := s.stmt(ctx, q, query); st != nil {
+		return st.QueryRowContext(ctx, args...)
+	}
 	return q.QueryRowContext(ctx, s.rebind(query), args...)
 }
 
@@ -164,6 +186,10 @@ func (s *Store) inTx(ctx context.Context, fn func(tx *dbsql.Tx) error) error {
 	const attempts = 5
 	for attempt := 1; ; attempt++ {
 		err := s.tryTx(ctx, fn)
+		if s.wStmts != nil {
+			// The writer connection is free again (stmtcache.go).
+			s.wStmts.preparePending(ctx)
+		}
 		if err == nil || attempt == attempts || !isRetryable(err) || ctx.Err() != nil {
 			return err
 		}
