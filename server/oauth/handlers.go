@@ -100,6 +100,15 @@ func (p *Provider) grantUserActive(ctx context.Context, ar fosite.AccessRequeste
 	if !gt.ExactOne("authorization_code") && !gt.ExactOne("refresh_token") {
 		return nil
 	}
+	return p.tokenUserActive(ctx, ar)
+}
+
+// tokenUserActive returns fosite.ErrInvalidGrant when the end user of a
+// request (none for client_credentials) is disabled or deleted.
+func (p *Provider) tokenUserActive(ctx context.Context, ar fosite.Requester) error {
+	if ar == nil || ar.GetSession() == nil {
+		return nil
+	}
 	sub := ar.GetSession().GetSubject()
 	if sub == "" {
 		return nil
@@ -169,6 +178,16 @@ func (p *Provider) Introspect(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	resp, err := p.f.NewIntrospectionRequest(ctx, r, NewSession(p.issuer))
+	if err == nil && resp.IsActive() {
+		// A disabled or deleted user's tokens are refused at the token and
+		// UserInfo endpoints; resource servers must hear the same (RFC 7662
+		// §2.2: active is false when the token is not usable).
+		err = p.tokenUserActive(ctx, resp.GetAccessRequester())
+		if errors.Is(err, fosite.ErrInvalidGrant) {
+			p.f.WriteIntrospectionResponse(ctx, w, &fosite.IntrospectionResponse{Active: false})
+			return
+		}
+	}
 	if err != nil {
 		p.logServerError(ctx, "introspect", err)
 		p.f.WriteIntrospectionError(ctx, w, err)

@@ -832,6 +832,13 @@ func TestDisabledUserGrantRefused(t *testing.T) {
 	if status, body := refresh(tok.RefreshToken); status != http.StatusBadRequest || body["error"] != "invalid_grant" {
 		t.Fatalf("refresh for a disabled user: %d %v, want 400 invalid_grant", status, body)
 	}
+	// RFC 7662 §2.2: resource servers hear that the tokens are not usable.
+	if got := e.introspect(tok.AccessToken); got["active"] != false || len(got) != 1 {
+		t.Errorf("introspection of a disabled user's access token = %v, want only active false", got)
+	}
+	if got := e.introspect(tok.RefreshToken); got["active"] != false {
+		t.Errorf("introspection of a disabled user's refresh token = %v, want active false", got)
+	}
 	// A code issued before the user was disabled.
 	setDisabled(false)
 	verifier := oauth2.GenerateVerifier()
@@ -850,6 +857,10 @@ func TestDisabledUserGrantRefused(t *testing.T) {
 		t.Fatalf("refresh after re-enabling: %d %v", status, body)
 	}
 	rt2, _ := body["refresh_token"].(string)
+	at2, _ := body["access_token"].(string)
+	if e.introspect(at2)["active"] != true {
+		t.Error("an enabled user's new access token is inactive at introspection")
+	}
 
 	if err := e.st.Durable.DeleteUser(ctx, "alice"); err != nil {
 		t.Fatal(err)
