@@ -869,3 +869,28 @@ func TestDisabledUserGrantRefused(t *testing.T) {
 		t.Fatalf("refresh for a deleted user: %d %v, want 400 invalid_grant", status, body)
 	}
 }
+
+// TestIDTokenHintRefusesOtherJWTs: a JWT access token (typ at+jwt, RFC 9068
+// §2.1) is signed with the ID tokens' keys and names the user, but is not an
+// ID token; explicit typing (RFC 8725 §3.11) keeps it from serving as an
+// id_token_hint (OIDC Core §3.1.2.1, RP-Initiated Logout 1.0 §2).
+func TestIDTokenHintRefusesOtherJWTs(t *testing.T) {
+	e := newEnv(t, memoryStores())
+	ctx := context.Background()
+	tok := e.codeFlow(e.oauthConfig("jwt", webSecret, "openid", "profile"))
+	idt, _ := tok.Extra("id_token").(string)
+	sub, aud, _, err := e.p.VerifyIDTokenHint(ctx, idt)
+	if err != nil || sub != "alice" || aud != "jwt" {
+		t.Fatalf("ID token as hint: %q %q %v, want alice jwt", sub, aud, err)
+	}
+	if sub, _, _, err := e.p.VerifyIDTokenHint(ctx, tok.AccessToken); err == nil {
+		t.Errorf("JWT access token accepted as id_token_hint (sub %q)", sub)
+	}
+	// At the authorization endpoint too: invalid_request, not a hint.
+	conf := e.oauthConfig("jwt", webSecret, "openid")
+	_, q := e.authorize(conf.AuthCodeURL("state-0123456789", oauth2.S256ChallengeOption(oauth2.GenerateVerifier()),
+		oauth2.SetAuthURLParam("id_token_hint", tok.AccessToken)))
+	if q.Get("error") != "invalid_request" {
+		t.Errorf("authorization request with an access token as id_token_hint: %v, want invalid_request", q)
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 
 	josev3 "github.com/go-jose/go-jose/v3"
 	josev4 "github.com/go-jose/go-jose/v4"
@@ -146,6 +147,13 @@ func (s *keySigner) decodeHint(ctx context.Context, token string) (map[string]an
 	}
 	if t == nil {
 		return nil, errors.New("undecodable token")
+	}
+	// The same keys sign JWT access tokens (typ at+jwt, RFC 9068 §2.1) and
+	// back-channel logout tokens (typ logout+jwt): explicit typing keeps them
+	// from passing as an ID token (RFC 8725 §3.11), e.g. a resource server
+	// signing a user out with the access token it was given.
+	if typ, _ := t.Header["typ"].(string); typ != "" && !strings.EqualFold(typ, "JWT") {
+		return nil, fmt.Errorf("token of type %q is not an ID token", typ)
 	}
 	claims := map[string]any(t.Claims)
 	if sub, _ := claims["sub"].(string); sub == "" {
