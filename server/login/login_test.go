@@ -803,6 +803,29 @@ func TestLogout(t *testing.T) {
 		e.assertSignedOut(t)
 	})
 
+	// RP-Initiated Logout 1.0 §3: no redirection without an id_token_hint
+	// unless the target is confirmed otherwise, session or not.
+	t.Run("without session or hint asks before redirecting", func(t *testing.T) {
+		e := newEnv(t)
+		q := url.Values{"client_id": {"shop"}, "post_logout_redirect_uri": {shopLogout}, "state": {"st"}}
+		res := e.do(http.MethodGet, "/oauth2/logout?"+q.Encode(), nil)
+		if res.status != http.StatusOK || res.location() != "" || !strings.Contains(res.body, `name="confirm"`) {
+			t.Fatalf("status %d location %q, want the confirmation page and no redirect", res.status, res.location())
+		}
+		form := url.Values{"csrf_token": {csrfToken(t, res.body)}, "confirm": {"yes"}, "client_id": {"shop"},
+			"post_logout_redirect_uri": {shopLogout}, "state": {"st"}}
+		res = e.do(http.MethodPost, "/oauth2/logout", form)
+		if res.status != http.StatusSeeOther || res.location() != shopLogout+"&state=st" {
+			t.Errorf("confirmed: status %d location %q, want 303 to %s&state=st", res.status, res.location(), shopLogout)
+		}
+		// A valid hint names the client: no question asked.
+		q = url.Values{"id_token_hint": {hintAlice}, "post_logout_redirect_uri": {shopLogout}}
+		res = e.do(http.MethodGet, "/oauth2/logout?"+q.Encode(), nil)
+		if res.status != http.StatusSeeOther || res.location() != shopLogout {
+			t.Errorf("with hint: status %d location %q, want 303 to %s", res.status, res.location(), shopLogout)
+		}
+	})
+
 	t.Run("hint of another user asks for confirmation", func(t *testing.T) {
 		e := newEnv(t)
 		e.signIn(false)

@@ -77,7 +77,14 @@ func (h *Handler) Logout(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, "reading session", err)
 		return
 	}
-	if hasSession && !confirmed && (hintSubject == "" || hintSubject != sess.Subject) {
+	// §3: without an id_token_hint the OP must not redirect unless it has
+	// other means of confirming the target; here that is the user's
+	// confirmation. So a request without a session asks too, rather than
+	// redirect at once: any site could otherwise bounce browsers through
+	// this endpoint to any URI some client registered.
+	askFirst := !confirmed && ((hasSession && (hintSubject == "" || hintSubject != sess.Subject)) ||
+		(!hasSession && hintSubject == "" && redirectOK))
+	if askFirst {
 		token, err := h.sessions.CSRFToken(w, r)
 		if err != nil {
 			h.fail(w, r, "issuing csrf token", err)
