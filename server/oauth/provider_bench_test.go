@@ -130,6 +130,11 @@ func newBenchEnv(tb testing.TB, st storage.Stores, keys *testKeys) *benchEnv {
 			IDTokenSignedResponseAlg: "ES256"},
 	}
 	ctx := context.Background()
+	// approveInteraction signs in "alice"; the token and introspection
+	// endpoints refuse the grants of a user who does not exist.
+	if err := st.Durable.CreateUser(context.Background(), storage.User{ID: "alice", Username: "alice", CreatedAt: now, UpdatedAt: now}); err != nil {
+		tb.Fatal(err)
+	}
 	for _, c := range clients {
 		c.CreatedAt, c.UpdatedAt = now, now
 		if err := st.Durable.CreateClient(ctx, c); err != nil {
