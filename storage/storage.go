@@ -322,6 +322,11 @@ type ConsentStore interface {
 	// ListConsents lists a subject's unexpired consents ordered by client ID.
 	ListConsents(ctx context.Context, subject string) ([]Consent, error)
 	DeleteConsent(ctx context.Context, subject, clientID string) error
+	// DeleteConsentsByClient deletes every subject's consent for the client
+	// (the client deleted, so that a client later registered with the same
+	// ID inherits none), expired ones included, and returns how many
+	// unexpired consents it deleted.
+	DeleteConsentsByClient(ctx context.Context, clientID string) (int, error)
 }
 
 // KeyStore holds the signing key set. Several replicas share it; changes are

@@ -460,6 +460,24 @@ func (s *Store) DeleteConsent(_ context.Context, subject, clientID string) error
 	return nil
 }
 
+// DeleteConsentsByClient implements storage.ConsentStore.
+func (s *Store) DeleteConsentsByClient(_ context.Context, clientID string) (int, error) {
+	now := s.lock()
+	defer s.mu.Unlock()
+	n := 0
+	for subject, bySubject := range s.consents {
+		c, ok := bySubject[clientID]
+		if !ok {
+			continue
+		}
+		if live(c.ExpiresAt, now) {
+			n++
+		}
+		s.dropConsentLocked(subject, clientID)
+	}
+	return n, nil
+}
+
 func (s *Store) dropConsentLocked(subject, clientID string) {
 	delete(s.consents[subject], clientID)
 	if len(s.consents[subject]) == 0 {

@@ -63,3 +63,31 @@ func (s *Store) DeleteConsent(ctx context.Context, subject, clientID string) err
 	return s.deleteOne(ctx, fmt.Sprintf("deleting consent of %q for client %q", subject, clientID),
 		"DELETE FROM consents WHERE subject = ? AND client_id = ?", subject, clientID)
 }
+
+// DeleteConsentsByClient implements storage.ConsentStore. Client deletion is
+// rare, so the scan of consents by client_id (the key starts with subject)
+// needs no index of its own.
+func (s *Store) DeleteConsentsByClient(ctx context.Context, clientID string) (int, error) {
+	doing := fmt.Sprintf("deleting consents for client %q", clientID)
+	// RETURNING (SQLite 3.35+, PostgreSQL) counts the unexpired ones in the
+	// same statement that deletes them all.
+	rows, err := s.query(ctx, s.w, "DELETE FROM consents WHERE client_id = ? RETURNING expires_at", clientID)
+	if err != nil {
+		return 0, fmt.Errorf("%s: %w", doing, err)
+	}
+	defer rows.Close()
+	now, n := s.now().UnixMicro(), 0
+	for rows.Next() {
+		var expires dbsql.NullInt64
+		if err := rows.Scan(&expires); err != nil {
+			return 0, fmt.Errorf("%s: %w", doing, err)
+		}
+		if !expires.Valid || expires.Int64 > now {
+			n++
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return 0, fmt.Errorf("%s: %w", doing, err)
+	}
+	return n, nil
+}

@@ -42,6 +42,7 @@ func durableCases() []durableCase {
 		{"Consents/PutGetReplace", testConsentsPutGet},
 		{"Consents/ListDelete", testConsentsListDelete},
 		{"Consents/Expired", testConsentsExpired},
+		{"Consents/DeleteByClient", testConsentsDeleteByClient},
 		{"Keys/Empty", testKeysEmpty},
 		{"Keys/ReplaceCAS", testKeysReplaceCAS},
 		{"Keys/AllFieldsRoundTrip", testKeysAllFields},
@@ -778,6 +779,61 @@ func testConsentsExpired(t *testing.T, ctx context.Context, s storage.Durable) {
 	got, err = s.GetConsent(ctx, "alice", "old")
 	must(t, err, "GetConsent of the renewed consent")
 	checkEqual(t, "GetConsent of the renewed consent", renewed, got)
+}
+
+// A deleted client's consents go with it, for every subject, so that a
+// client registered later under the same ID inherits none.
+func testConsentsDeleteByClient(t *testing.T, ctx context.Context, s storage.Durable) {
+	now := time.Now()
+	put := func(subject, clientID string, expires time.Time) {
+		t.Helper()
+		must(t, s.PutConsent(ctx, storage.Consent{Subject: subject, ClientID: clientID, Scopes: []string{"openid"},
+			GrantedAt: base, ExpiresAt: expires}), "PutConsent "+subject+"/"+clientID)
+	}
+	put("alice", "shop", time.Time{})
+	put("bob", "shop", now.Add(time.Hour))
+	put("carol", "shop", now.Add(-time.Second)) // expired: deleted, not counted
+	// Other clients, some with IDs close to "shop", and other subjects keep theirs.
+	put("alice", "Shop", time.Time{})
+	put("alice", "other", time.Time{})
+	put("bob", "shop2", time.Time{})
+	put("dave", "sho", time.Time{})
+
+	n, err := s.DeleteConsentsByClient(ctx, "shop")
+	must(t, err, "DeleteConsentsByClient")
+	if n != 2 {
+		t.Errorf("DeleteConsentsByClient: got %d, want 2 (alice's and bob's; carol's had expired)", n)
+	}
+	for _, subject := range []string{"alice", "bob", "carol"} {
+		_, err := s.GetConsent(ctx, subject, "shop")
+		wantErr(t, err, storage.ErrNotFound, "GetConsent of "+subject+" for the client after DeleteConsentsByClient")
+	}
+	for subject, want := range map[string][]string{"alice": {"Shop", "other"}, "bob": {"shop2"}, "carol": {}, "dave": {"sho"}} {
+		list, err := s.ListConsents(ctx, subject)
+		must(t, err, "ListConsents "+subject)
+		if ids := consentClients(list); !slices.Equal(ids, want) {
+			t.Errorf("ListConsents %s after DeleteConsentsByClient: got %q, want %q", subject, ids, want)
+		}
+	}
+
+	n, err = s.DeleteConsentsByClient(ctx, "shop")
+	must(t, err, "DeleteConsentsByClient again")
+	if n != 0 {
+		t.Errorf("DeleteConsentsByClient again: got %d, want 0", n)
+	}
+	n, err = s.DeleteConsentsByClient(ctx, "absent")
+	must(t, err, "DeleteConsentsByClient of a client without consents")
+	if n != 0 {
+		t.Errorf("DeleteConsentsByClient of a client without consents: got %d, want 0", n)
+	}
+
+	// A consent given after a deletion is the next one's to delete.
+	put("carol", "shop", now.Add(time.Hour))
+	n, err = s.DeleteConsentsByClient(ctx, "shop")
+	must(t, err, "DeleteConsentsByClient after a new consent")
+	if n != 1 {
+		t.Errorf("DeleteConsentsByClient after one new consent: got %d, want 1", n)
+	}
 }
 
 func consentClients(cs []storage.Consent) []string {
