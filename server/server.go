@@ -274,7 +274,7 @@ func (s *Server) buildFeatures(webCfg web.Config) (err error) {
 
 	// Changes through the admin API or registration drop the provider's
 	// cached copy of the client at once (other replicas: within its TTL).
-	clientSvc := clients.New(forgettingClients{ClientStore: st.Durable, s: s}, cfg.Ring, s.log.With("component", "clients"))
+	clientSvc := clients.New(forgettingClients{Store: st.Durable, s: s}, cfg.Ring, s.log.With("component", "clients"))
 	if cfg.Registration.Policy != registration.PolicyDisabled {
 		s.reg, err = registration.New(registration.Config{
 			Issuer:                cfg.Issuer,
@@ -422,7 +422,7 @@ func (s *Server) newRouter() *mux.Router {
 
 // forgettingClients tells the provider's client cache about every change.
 type forgettingClients struct {
-	storage.ClientStore
+	clients.Store
 	s *Server
 }
 
@@ -433,13 +433,13 @@ func (f forgettingClients) forget(id string) {
 }
 
 func (f forgettingClients) UpdateClient(ctx context.Context, id string, update func(storage.Client) (storage.Client, error)) (storage.Client, error) {
-	c, err := f.ClientStore.UpdateClient(ctx, id, update)
+	c, err := f.Store.UpdateClient(ctx, id, update)
 	f.forget(id)
 	return c, err
 }
 
 func (f forgettingClients) DeleteClient(ctx context.Context, id string) error {
-	err := f.ClientStore.DeleteClient(ctx, id)
+	err := f.Store.DeleteClient(ctx, id)
 	f.forget(id)
 	return err
 }

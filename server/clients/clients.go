@@ -44,16 +44,23 @@ type Opener interface {
 // does not open.
 func SealedSecretAAD(clientID string) []byte { return []byte("client-secret-jwt:" + clientID) }
 
+// Store is what the service needs of storage; a storage.Durable is one.
+// Consents are in it because they go with their client (Delete).
+type Store interface {
+	storage.ClientStore
+	storage.ConsentStore
+}
+
 // Service manages clients.
 type Service struct {
-	store storage.ClientStore
+	store Store
 	ring  MACer
 	log   *slog.Logger
 	now   func() time.Time
 }
 
 // New returns a Service over store, hashing secrets with ring.
-func New(store storage.ClientStore, ring MACer, log *slog.Logger) *Service {
+func New(store Store, ring MACer, log *slog.Logger) *Service {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -188,12 +195,22 @@ func (s *Service) List(ctx context.Context, p storage.Page) ([]storage.Client, e
 	return cs, nil
 }
 
-// Delete removes the client.
+// Delete removes the client and every user's consent to it, so that a client
+// registered later under the same ID (an admin re-creating it) inherits none
+// and its users are asked again.
 func (s *Service) Delete(ctx context.Context, id string) error {
+	// Consents go first. Should deleting the client then fail, the client
+	// stays with no consents, which only asks its users again, and a retry
+	// finishes the job; the other order could fail with the client gone and
+	// its consents left for whoever re-creates the ID.
+	n, err := s.store.DeleteConsentsByClient(ctx, id)
+	if err != nil {
+		return fmt.Errorf("deleting the consents of client %q: %w", id, err)
+	}
 	if err := s.store.DeleteClient(ctx, id); err != nil {
 		return notFound(id, err)
 	}
-	s.log.InfoContext(ctx, "client deleted", "client_id", id)
+	s.log.InfoContext(ctx, "client deleted", "client_id", id, "consents_deleted", n)
 	return nil
 }
 

@@ -18,6 +18,13 @@ import (
 
 func newService(t *testing.T) (*Service, *secrets.Keyring) {
 	t.Helper()
+	db := newStore(t)
+	ring := newRing(t)
+	return New(db, ring, nil), ring
+}
+
+func newStore(t *testing.T) *sql.Store {
+	t.Helper()
 	ctx := context.Background()
 	db, err := sql.Open(ctx, sql.Config{URL: "sqlite://" + filepath.Join(t.TempDir(), "clients.db")})
 	if err != nil {
@@ -27,11 +34,16 @@ func newService(t *testing.T) (*Service, *secrets.Keyring) {
 	if err := db.Migrate(ctx); err != nil {
 		t.Fatal(err)
 	}
+	return db
+}
+
+func newRing(t *testing.T) *secrets.Keyring {
+	t.Helper()
 	ring, err := secrets.NewKeyring([]byte(strings.Repeat("k", 40)))
 	if err != nil {
 		t.Fatal(err)
 	}
-	return New(db, ring, nil), ring
+	return ring
 }
 
 // The Ed25519 key of RFC 8037 Appendix A.1/A.2.

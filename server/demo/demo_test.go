@@ -327,7 +327,7 @@ func (services) usersOn(store storage.UserStore, h *password.Hasher) *users.Serv
 	return users.New(store, h, slog.New(slog.DiscardHandler))
 }
 
-func (services) clientsOn(store storage.ClientStore, ring *secrets.Keyring) *clients.Service {
+func (services) clientsOn(store clients.Store, ring *secrets.Keyring) *clients.Service {
 	return clients.New(store, ring, slog.New(slog.DiscardHandler))
 }
 
