@@ -5,9 +5,11 @@ import (
 	dbsql "database/sql"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/url"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -147,6 +149,9 @@ func openSQLite(ctx context.Context, u string, maxReaders int, log *slog.Logger)
 		return s, nil
 	}
 
+	if err := createPrivate(path); err != nil {
+		return nil, fmt.Errorf("cannot create SQLite database %s: %w — does its directory exist and is it writable? check database_url", path, err)
+	}
 	w, err := dbsql.Open("sqlite", path+"?"+withExtra(common+"&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_txlock=immediate"))
 	if err != nil {
 		return nil, fmt.Errorf("opening SQLite %s: %w", path, err)
@@ -180,6 +185,27 @@ func openSQLite(ctx context.Context, u string, maxReaders int, log *slog.Logger)
 	s.wStmts, s.rStmts = newStmtCache(w), newStmtCache(r)
 	log.InfoContext(ctx, "connected to database", "dialect", s.dialect, "path", path)
 	return s, nil
+}
+
+// createPrivate creates the database file empty (which SQLite takes for an
+// empty database) and readable by its owner only, when it does not exist: it
+// holds password hashes and SQLite would create it 0644, less the umask. The
+// Unix VFS gives the -wal and -shm files the main file's mode. An existing
+// file's mode is the operator's and is left alone.
+func createPrivate(path string) error {
+	if strings.HasPrefix(path, "file:") {
+		// An SQLite URI filename (sqlite:file:...): the driver decodes it, so
+		// path is not the file's name; SQLite creates it.
+		return nil
+	}
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+	if errors.Is(err, fs.ErrExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	return f.Close()
 }
 
 // passwordOf digs the password out of a postgres URL or key=value string
