@@ -106,6 +106,11 @@ func (s *Service) Create(ctx context.Context, md Metadata, opts CreateOptions) (
 			return Metadata{}, err
 		}
 	}
+	if opts.ClientID != "" {
+		if err := s.dropStaleConsents(ctx, c.ID); err != nil {
+			return Metadata{}, err
+		}
+	}
 	if err := s.store.CreateClient(ctx, c); err != nil {
 		if errors.Is(err, storage.ErrConflict) {
 			return Metadata{}, fmt.Errorf("client %q already exists: %w", c.ID, err)
@@ -116,6 +121,29 @@ func (s *Service) Create(ctx context.Context, md Metadata, opts CreateOptions) (
 	out := FromClient(c)
 	out.ClientSecret = secret
 	return out, nil
+}
+
+// dropStaleConsents deletes the consents stored under a client ID that no
+// client has, before a client is created with that ID, so that it inherits
+// none: consents of a client deleted before Delete took them along, or
+// stored by a consent page still open when its client was deleted. Only
+// chosen IDs need this; a random one is new.
+func (s *Service) dropStaleConsents(ctx context.Context, id string) error {
+	_, err := s.store.GetClient(ctx, id)
+	if err == nil {
+		return nil // taken: CreateClient reports the conflict, the consents are that client's
+	}
+	if !errors.Is(err, storage.ErrNotFound) {
+		return fmt.Errorf("looking up client %q: %w", id, err)
+	}
+	n, err := s.store.DeleteConsentsByClient(ctx, id)
+	if err != nil {
+		return fmt.Errorf("deleting stale consents of client %q: %w", id, err)
+	}
+	if n > 0 {
+		s.log.WarnContext(ctx, "stale consents of a former client deleted", "client_id", id, "consents_deleted", n)
+	}
+	return nil
 }
 
 func issuesSecret(method string) bool {

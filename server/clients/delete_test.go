@@ -151,3 +151,31 @@ func TestDeleteUnknownClientClearsOrphanConsents(t *testing.T) {
 		t.Errorf("orphan consent after Delete: got %v, want ErrNotFound", err)
 	}
 }
+
+// Consents left under a client ID with no client (a client deleted before
+// Delete took its consents along, or a consent page submitted while it was
+// being deleted) do not pass to a client created later with that ID.
+func TestCreateWithChosenIDDropsStaleConsents(t *testing.T) {
+	db := newStore(t)
+	s := New(db, newRing(t), nil)
+	ctx := context.Background()
+	consentTo(t, db, "alice", "shop")
+	consentTo(t, db, "alice", "news")
+	createWithID(t, s, "shop")
+	if _, err := db.GetConsent(ctx, "alice", "shop"); !errors.Is(err, storage.ErrNotFound) {
+		t.Errorf("stale consent after creating its client ID: got %v, want ErrNotFound", err)
+	}
+	if _, err := db.GetConsent(ctx, "alice", "news"); err != nil {
+		t.Errorf("another client ID's consent: %v", err)
+	}
+
+	// Creating an ID that is taken fails and leaves that client's consents.
+	consentTo(t, db, "bob", "shop")
+	_, err := s.Create(ctx, Metadata{RedirectURIs: []string{"https://shop.example/cb"}}, CreateOptions{Trusted: true, ClientID: "shop"})
+	if !errors.Is(err, storage.ErrConflict) {
+		t.Fatalf("Create with a taken ID: got %v, want ErrConflict", err)
+	}
+	if _, err := db.GetConsent(ctx, "bob", "shop"); err != nil {
+		t.Errorf("the existing client's consent after a conflicting Create: %v", err)
+	}
+}
