@@ -209,8 +209,12 @@ func (h *Handler) grant(ctx context.Context, req oauth.AuthorizeRequest, sess st
 		// failed authentication.
 		return nil, errUnmetACR
 	}
-	if err := h.sessions.AddClient(ctx, sess.ID, req.ClientID); err != nil {
-		return nil, err
+	// The session lists its clients for logout (OIDC Back-Channel Logout
+	// §2.7); a client it already lists needs no write.
+	if !slices.Contains(sess.ClientIDs, req.ClientID) {
+		if err := h.sessions.AddClient(ctx, sess.ID, req.ClientID); err != nil {
+			return nil, err
+		}
 	}
 	h.log.InfoContext(ctx, "authorization granted", "subject", sess.Subject, "client_id", req.ClientID, "acr", acr)
 	return &oauth.Decision{

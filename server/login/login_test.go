@@ -11,6 +11,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -855,5 +856,60 @@ func (e *env) assertSignedOut(t *testing.T) {
 	}
 	if e.sessionCookie() != nil {
 		t.Error("the session cookie was not cleared")
+	}
+}
+
+// countingSessionStore counts session writes.
+type countingSessionStore struct {
+	storage.SessionStore
+	mu      sync.Mutex
+	updates int
+}
+
+func (c *countingSessionStore) UpdateSession(ctx context.Context, id string, f func(storage.Session) (storage.Session, error)) (storage.Session, error) {
+	c.mu.Lock()
+	c.updates++
+	c.mu.Unlock()
+	return c.SessionStore.UpdateSession(ctx, id, f)
+}
+
+// TestSSOAddsClientToSessionOnce: the session lists each client it signed
+// in to once (for logout, OIDC Back-Channel Logout §2.7); a repeated single
+// sign-on to the same client does not write the session again.
+func TestSSOAddsClientToSessionOnce(t *testing.T) {
+	var counting *countingSessionStore
+	e := newEnv(t, func(cfg *login.Config) {
+		counting = &countingSessionStore{SessionStore: cfg.Users.(*memory.Store)} // the env's one store
+		ring, err := secrets.NewKeyring(bytes.Repeat([]byte("s"), 32))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cfg.Sessions, err = session.New(session.Config{Store: counting, Keys: ring}); err != nil {
+			t.Fatal(err)
+		}
+	})
+	e.signIn(false)
+	sso := func(client string, scopes ...string) {
+		t.Helper()
+		res, _ := e.authorize(oauth.AuthorizeRequest{ClientID: client, FirstParty: true, Scopes: scopes})
+		if res.status != http.StatusSeeOther || !strings.Contains(res.location(), "code=issued") {
+			t.Fatalf("sso to %s: status %d location %q", client, res.status, res.location())
+		}
+	}
+	base := counting.updates
+	for range 3 {
+		sso("portal", "openid")
+	}
+	if n := counting.updates - base; n != 0 {
+		t.Errorf("3 sign-ins to a listed client wrote the session %d times, want 0", n)
+	}
+	sso("shop", "openid")
+	sso("shop", "openid")
+	if n := counting.updates - base; n != 1 {
+		t.Errorf("2 sign-ins to a new client wrote the session %d times, want 1", n)
+	}
+	sessions, err := e.store.ListSessions(context.Background(), e.aliceID)
+	if err != nil || len(sessions) != 1 || !slices.Equal(sessions[0].ClientIDs, []string{"portal", "shop"}) {
+		t.Fatalf("sessions %+v (%v), want one listing portal and shop", sessions, err)
 	}
 }
