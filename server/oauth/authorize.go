@@ -21,15 +21,17 @@ import (
 // The authorization endpoint is split in two around the login and consent
 // pages:
 //
-//  1. Authorize parses and validates the request with fosite, then stores it
-//     as a pending authorization (a short-lived request record of kind
-//     storage.KindPAR whose signature is "interaction." + SHA-256(handle)),
-//     and asks Interaction.Authorize what to do, giving it an AuthorizeRequest
-//     view with the handle.
+//  1. Authorize parses and validates the request with fosite and asks
+//     Interaction.Authorize what to do, giving it an AuthorizeRequest view
+//     with a fresh handle.
 //  2. The interaction either decides at once (a Decision: Authorize finishes
 //     the flow and redirects to the client), returns an *AuthorizeError for
 //     the client (login_required...), or writes its own response (typically a
 //     redirect to the login page carrying the handle) and returns nil, nil.
+//     Only in that last case is the request stored as a pending
+//     authorization (a short-lived request record of kind storage.KindPAR
+//     whose signature is "interaction." + SHA-256(handle)), before the
+//     response is released.
 //  3. After its own POSTs the login/consent page calls ResumeAuthorize with
 //     the handle and a Decision, or AbortAuthorize with an error. Either
 //     consumes the pending record exactly once (DeactivateRequest), so a
@@ -166,25 +168,66 @@ func (p *Provider) Authorize(w http.ResponseWriter, r *http.Request) {
 		p.writeAuthorizeError(w, r, ar, err)
 		return
 	}
-	handle, err := p.storePending(ctx, ar, &view)
+	// The pending record is stored only when the interaction needs a page
+	// (the handle leaves in its response): a browser whose session and
+	// consent already answer (single sign-on) costs no record and no claim.
+	handle, err := newHandle()
 	if err != nil {
 		p.writeAuthorizeError(w, r, ar, fosite.ErrServerError.WithWrap(err).WithDebug(err.Error()))
 		return
 	}
+	view.Handle = handle
+	view.ExpiresAt = p.now().Add(p.cfg.InteractionLifetime)
 
-	d, err := p.cfg.Interaction.Authorize(w, r, view)
+	held := &heldResponse{ResponseWriter: w}
+	d, err := p.cfg.Interaction.Authorize(held, r, view)
 	switch {
 	case err != nil:
-		p.dropPending(ctx, handle)
 		p.writeAuthorizeError(w, r, ar, interactionError(err))
 	case d == nil:
-		// The interaction answered (a redirect to the login page).
-	default:
-		if err := p.claimPending(ctx, handle); err != nil {
+		// The interaction answered (a redirect to the login page): the
+		// handle it carries must resolve before the answer leaves.
+		if err := p.storePending(ctx, ar, handle, view.ExpiresAt); err != nil {
+			w.Header().Del("Location")
 			p.writeAuthorizeError(w, r, ar, fosite.ErrServerError.WithWrap(err).WithDebug(err.Error()))
 			return
 		}
+		held.release()
+	default:
 		p.finish(w, r, ar, *d)
+	}
+}
+
+// heldResponse keeps an interaction's status and body until release, so
+// nothing it wrote reaches the browser before the pending record exists.
+// Headers (cookies, Location) go straight to the real writer's map.
+type heldResponse struct {
+	http.ResponseWriter
+	status int
+	body   []byte
+}
+
+func (h *heldResponse) WriteHeader(status int) {
+	if h.status == 0 {
+		h.status = status
+	}
+}
+
+func (h *heldResponse) Write(b []byte) (int, error) {
+	if h.status == 0 {
+		h.status = http.StatusOK
+	}
+	h.body = append(h.body, b...)
+	return len(b), nil
+}
+
+func (h *heldResponse) release() {
+	if h.status == 0 {
+		return
+	}
+	h.ResponseWriter.WriteHeader(h.status)
+	if len(h.body) > 0 {
+		h.ResponseWriter.Write(h.body) //nolint:errcheck // the client went away
 	}
 }
 
@@ -247,16 +290,11 @@ func newHandle() (string, error) {
 	return base64.RawURLEncoding.EncodeToString(b), nil
 }
 
-func (p *Provider) storePending(ctx context.Context, ar fosite.AuthorizeRequester, view *AuthorizeRequest) (string, error) {
-	handle, err := newHandle()
-	if err != nil {
-		return "", err
-	}
+func (p *Provider) storePending(ctx context.Context, ar fosite.AuthorizeRequester, handle string, expires time.Time) error {
 	data, err := encodeRequest(ar, "")
 	if err != nil {
-		return "", err
+		return err
 	}
-	now := p.now()
 	rec := storage.Request{
 		Kind:        storage.KindPAR,
 		Signature:   pendingSignature(handle),
@@ -264,15 +302,13 @@ func (p *Provider) storePending(ctx context.Context, ar fosite.AuthorizeRequeste
 		ClientID:    ar.GetClient().GetID(),
 		Active:      true,
 		RequestedAt: ar.GetRequestedAt(),
-		ExpiresAt:   now.Add(p.cfg.InteractionLifetime),
+		ExpiresAt:   expires,
 		Payload:     data,
 	}
 	if err := p.ephemeral.CreateRequest(ctx, rec); err != nil {
-		return "", fmt.Errorf("storing pending authorization: %w", err)
+		return fmt.Errorf("storing pending authorization: %w", err)
 	}
-	view.Handle = handle
-	view.ExpiresAt = rec.ExpiresAt
-	return handle, nil
+	return nil
 }
 
 func (p *Provider) loadPending(ctx context.Context, handle string) (*fosite.AuthorizeRequest, storage.Request, error) {
@@ -307,12 +343,6 @@ func (p *Provider) claimPending(ctx context.Context, handle string) error {
 		return fmt.Errorf("claiming pending authorization: %w", err)
 	}
 	return nil
-}
-
-func (p *Provider) dropPending(ctx context.Context, handle string) {
-	if err := p.ephemeral.DeleteRequest(ctx, storage.RequestRef{Kind: storage.KindPAR, Signature: pendingSignature(handle)}); err != nil && !errors.Is(err, storage.ErrNotFound) {
-		p.log.LogAttrs(ctx, slog.LevelWarn, "deleting pending authorization", slog.String("error", err.Error()))
-	}
 }
 
 // view builds the interaction's view of a validated request.
