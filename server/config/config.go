@@ -31,6 +31,7 @@ type Config struct {
 	Registration Registration `yaml:"registration"`
 	OAuth        OAuth        `yaml:"oauth"`
 	Clients      Clients      `yaml:"clients"`
+	Users        Users        `yaml:"users"`
 	Admin        Admin        `yaml:"admin"`
 }
 
@@ -180,6 +181,15 @@ type Clients struct {
 	CacheTTL time.Duration `yaml:"cache_ttl"`
 }
 
+// Users holds policy about user accounts.
+type Users struct {
+	// CacheTTL is how long each replica keeps a user it read by ID: a user
+	// disabled or deleted by another process (the CLI, another replica)
+	// keeps working sessions and grants for up to this long; through this
+	// process the change takes effect at once. 0s reads the user every time.
+	CacheTTL time.Duration `yaml:"cache_ttl"`
+}
+
 // Admin configures the admin API served on listen.admin.
 type Admin struct {
 	// Token is the bearer token the admin API requires (GATEHOUSE_ADMIN_TOKEN
@@ -234,6 +244,7 @@ func Default() Config {
 		UI:           UI{ProductName: "Gatehouse", AccentColor: "#2f6fed"},
 		Registration: Registration{Policy: RegistrationDisabled, MaxBodyBytes: 64 << 10},
 		Clients:      Clients{CacheTTL: 5 * time.Second},
+		Users:        Users{CacheTTL: 5 * time.Second},
 		OAuth:        OAuth{PKCE: PKCERequired},
 	}
 }

@@ -66,6 +66,7 @@ func TestLoadGoodFile(t *testing.T) {
 			MaxBodyBytes:          32 << 10,
 		},
 		Clients: Clients{CacheTTL: 5 * time.Second}, // the default
+		Users:   Users{CacheTTL: 5 * time.Second},   // the default
 		OAuth:   OAuth{PKCE: PKCERequired},          // the default
 	}
 	if !reflect.DeepEqual(cfg, want) {
@@ -221,6 +222,41 @@ func TestValidateLogoURL(t *testing.T) {
 	c.UI.LogoURL = "http://cdn.example.com/logo.svg"
 	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "Content-Security-Policy") {
 		t.Errorf("http logo: got %v, want the reason (the CSP) in the message", err)
+	}
+}
+
+// TestCacheTTLs: users.cache_ttl (like clients.cache_ttl) defaults to 5s,
+// is set by file or environment, and is refused outside 0s-5m.
+func TestCacheTTLs(t *testing.T) {
+	if d := Default(); d.Users.CacheTTL != 5*time.Second || d.Clients.CacheTTL != 5*time.Second {
+		t.Errorf("defaults: users %v, clients %v, want 5s", d.Users.CacheTTL, d.Clients.CacheTTL)
+	}
+	file := filepath.Join(t.TempDir(), "c.yaml")
+	if err := os.WriteFile(file, []byte("users:\n  cache_ttl: 1m\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if cfg, err := Load(file, noEnv, false); err != nil || cfg.Users.CacheTTL != time.Minute {
+		t.Errorf("from the file: %v, %v; want 1m", cfg.Users.CacheTTL, err)
+	}
+	if cfg, err := Load(file, envMap(map[string]string{"GATEHOUSE_USERS_CACHE_TTL": "0s"}), false); err != nil || cfg.Users.CacheTTL != 0 {
+		t.Errorf("from the environment: %v, %v; want 0s", cfg.Users.CacheTTL, err)
+	}
+
+	for _, ttl := range []time.Duration{0, time.Second, 5 * time.Minute} {
+		c := validCfg()
+		c.Users.CacheTTL, c.Clients.CacheTTL = ttl, ttl
+		if err := c.Validate(); err != nil {
+			t.Errorf("%v: %v", ttl, err)
+		}
+	}
+	for _, ttl := range []time.Duration{-time.Second, 5*time.Minute + time.Second} {
+		c := validCfg()
+		c.Users.CacheTTL, c.Clients.CacheTTL = ttl, ttl
+		want := fmt.Sprintf("clients.cache_ttl: %s is out of range: use 0s (no cache) up to 5m (5s is the default)\n"+
+			"users.cache_ttl: %s is out of range: use 0s (no cache) up to 5m (5s is the default)", ttl, ttl)
+		if err := c.Validate(); err == nil || err.Error() != want {
+			t.Errorf("%v: got %v, want:\n%s", ttl, err, want)
+		}
 	}
 }
 

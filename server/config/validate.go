@@ -55,6 +55,9 @@ func (c Config) Validate() error {
 	if c.Clients.CacheTTL < 0 || c.Clients.CacheTTL > 5*time.Minute {
 		v.add("clients.cache_ttl", "%s is out of range: use 0s (no cache) up to 5m (5s is the default)", c.Clients.CacheTTL)
 	}
+	if c.Users.CacheTTL < 0 || c.Users.CacheTTL > 5*time.Minute {
+		v.add("users.cache_ttl", "%s is out of range: use 0s (no cache) up to 5m (5s is the default)", c.Users.CacheTTL)
+	}
 	return errors.Join(v.errs...)
 }
 
