@@ -270,6 +270,12 @@ type RequestRef struct {
 	RequestID string
 }
 
+// RequestKey names one request record for RequestStore.GetRequests.
+type RequestKey struct {
+	Kind      RequestKind
+	Signature string
+}
+
 // RequestBatch is a set of request-record changes applied all or nothing.
 // Deactivate is the condition: when any listed record is missing or already
 // inactive, nothing is applied and ApplyRequests returns ErrNotFound or
@@ -362,6 +368,11 @@ type RequestStore interface {
 	// GetRequest returns active and inactive records alike; ErrNotFound when
 	// absent or expired.
 	GetRequest(ctx context.Context, kind RequestKind, signature string) (Request, error)
+	// GetRequests is GetRequest for several records in one round trip where
+	// the backend allows: recs[i] is the record of keys[i] and found[i]
+	// whether it exists (a missing or expired record is not found, not an
+	// error). Keys may repeat; no keys give empty results.
+	GetRequests(ctx context.Context, keys []RequestKey) (recs []Request, found []bool, err error)
 	DeleteRequest(ctx context.Context, ref RequestRef) error
 	// DeactivateRequest flips an active record to inactive. Under any
 	// concurrency exactly one caller succeeds; the others get ErrInactive.

@@ -763,6 +763,23 @@ func (s *Store) GetRequest(_ context.Context, kind storage.RequestKind, signatur
 	return cloneRequest(r), nil
 }
 
+// GetRequests implements storage.RequestStore, under one lock so that the
+// records are read at one instant.
+func (s *Store) GetRequests(_ context.Context, keys []storage.RequestKey) ([]storage.Request, []bool, error) {
+	recs, found := make([]storage.Request, len(keys)), make([]bool, len(keys))
+	if len(keys) == 0 {
+		return recs, found, nil
+	}
+	now := s.lock()
+	defer s.mu.Unlock()
+	for i, k := range keys {
+		if r, ok := s.liveRequestLocked(keyOf(k.Kind, k.Signature), now); ok {
+			recs[i], found[i] = cloneRequest(r), true
+		}
+	}
+	return recs, found, nil
+}
+
 // DeleteRequest implements storage.RequestStore. The grant ID of ref is not
 // needed here: requests are found by kind and signature.
 func (s *Store) DeleteRequest(_ context.Context, ref storage.RequestRef) error {

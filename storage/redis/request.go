@@ -344,18 +344,91 @@ func (s *Store) GetRequest(ctx context.Context, kind storage.RequestKind, signat
 			return storage.Request{}, fmt.Errorf("getting %s request: %w", kind, err)
 		}
 	}
+	r, ok, err := decodeFields(vals, time.Now())
+	switch {
+	case err != nil:
+		return storage.Request{}, fmt.Errorf("getting %s request: %w", kind, err)
+	case !ok:
+		return storage.Request{}, fmt.Errorf("getting %s request: %w", kind, storage.ErrNotFound)
+	}
+	return r, nil
+}
+
+// decodeFields decodes the d, a, x fields of a record's hash; false when the
+// record is absent or expired at now.
+func decodeFields(vals []any, now time.Time) (storage.Request, bool, error) {
+	if len(vals) != 3 {
+		return storage.Request{}, false, fmt.Errorf("record read returned %d values", len(vals))
+	}
 	d, _ := vals[0].(string)
 	a, _ := vals[1].(string)
 	x, _ := vals[2].(string)
 	exp, _ := strconv.ParseInt(x, 10, 64)
-	if d == "" || exp <= time.Now().UnixMicro() {
-		return storage.Request{}, fmt.Errorf("getting %s request: %w", kind, storage.ErrNotFound)
+	if d == "" || exp <= now.UnixMicro() {
+		return storage.Request{}, false, nil
 	}
 	r, err := decodeRequest([]byte(d), a == "1")
 	if err != nil {
-		return storage.Request{}, fmt.Errorf("getting %s request: %w", kind, err)
+		return storage.Request{}, false, err
 	}
-	return r, nil
+	return r, true, nil
+}
+
+// GetRequests reads the records with one script call on a single server. On
+// Redis Cluster the pointers and records of different grants lie on
+// different slots, which one script cannot reach, so it reads them one by
+// one as GetRequest does.
+func (s *Store) GetRequests(ctx context.Context, keys []storage.RequestKey) ([]storage.Request, []bool, error) {
+	recs, found := make([]storage.Request, len(keys)), make([]bool, len(keys))
+	if len(keys) == 0 {
+		return recs, found, nil
+	}
+	for _, k := range keys {
+		if err := validKind(k.Kind); err != nil {
+			return nil, nil, fmt.Errorf("getting %s request: %w", k.Kind, err)
+		}
+	}
+	if _, cluster := s.client.(*goredis.ClusterClient); cluster {
+		for i, k := range keys {
+			r, err := s.GetRequest(ctx, k.Kind, k.Signature)
+			switch {
+			case err == nil:
+				recs[i], found[i] = r, true
+			case !errors.Is(err, storage.ErrNotFound):
+				return nil, nil, err
+			}
+		}
+		return recs, found, nil
+	}
+	ptrs := make([]string, len(keys))
+	args := make([]any, 1+len(keys))
+	args[0] = s.keys.prefix + "req:"
+	for i, k := range keys {
+		ptrs[i] = s.keys.pointer(k.Kind, k.Signature)
+		args[1+i] = member(k.Kind, k.Signature)
+	}
+	replies, err := getRequestsScript.Run(ctx, s.client, ptrs, args...).Slice()
+	if err != nil {
+		return nil, nil, fmt.Errorf("getting requests: %w", err)
+	}
+	if len(replies) != len(keys) {
+		return nil, nil, fmt.Errorf("getting requests: script returned %d replies for %d keys", len(replies), len(keys))
+	}
+	now := time.Now()
+	for i, reply := range replies {
+		if reply == nil {
+			continue // no pointer
+		}
+		vals, ok := reply.([]any)
+		if !ok {
+			return nil, nil, fmt.Errorf("getting %s request: script returned %T", keys[i].Kind, reply)
+		}
+		recs[i], found[i], err = decodeFields(vals, now)
+		if err != nil {
+			return nil, nil, fmt.Errorf("getting %s request: %w", keys[i].Kind, err)
+		}
+	}
+	return recs, found, nil
 }
 
 // DeleteRequest deletes one record; ErrNotFound when it is absent.

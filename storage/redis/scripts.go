@@ -140,3 +140,23 @@ if not g then return false end
 local esc = string.gsub(g, '[%%{}]', {['%'] = '%25', ['{'] = '%7B', ['}'] = '%7D'})
 return redis.call('HMGET', ARGV[1] .. '{' .. esc .. '}:' .. ARGV[2], 'd', 'a', 'x')
 `)
+
+// getRequestsScript is getRequestScript for several records: reply i is the
+// HMGET of d, a, x for KEYS[i], or nil when that pointer is absent. Like
+// getRequestScript it touches undeclared keys, so it runs on a single server
+// only.
+//
+// KEYS the pointers; ARGV[1] prefix.."req:", ARGV[1+i] the member of KEYS[i]
+var getRequestsScript = goredis.NewScript(`
+local out = {}
+for i = 1, #KEYS do
+  local g = redis.call('GET', KEYS[i])
+  if g then
+    local esc = string.gsub(g, '[%%{}]', {['%'] = '%25', ['{'] = '%7B', ['}'] = '%7D'})
+    out[i] = redis.call('HMGET', ARGV[1] .. '{' .. esc .. '}:' .. ARGV[1 + i], 'd', 'a', 'x')
+  else
+    out[i] = false
+  end
+end
+return out
+`)

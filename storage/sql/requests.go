@@ -1,6 +1,7 @@
 package sql
 
 import (
+	"bytes"
 	"context"
 	dbsql "database/sql"
 	"errors"
@@ -65,6 +66,77 @@ func (s *Store) GetRequest(ctx context.Context, kind storage.RequestKind, signat
 		return storage.Request{}, mapErr(fmt.Sprintf("getting %s request", kind), err)
 	}
 	return r, nil
+}
+
+const (
+	// maxPreparedKeys bounds the key counts whose GetRequests statement goes
+	// through the prepared-statement cache: each count is a statement of its
+	// own, and larger, rare ones must not fill the cache (stmtcache.go).
+	maxPreparedKeys = 8
+	// maxKeysPerQuery keeps a statement well within the bound parameter
+	// limits (SQLite 32766, PostgreSQL 65535).
+	maxKeysPerQuery = 500
+)
+
+// GetRequests implements storage.RequestStore with one SELECT per
+// maxKeysPerQuery keys. The OR'ed (kind, signature) pairs each use the
+// primary key (SQLite "MULTI-INDEX OR", PostgreSQL "BitmapOr"); a repeated
+// pair matches its row once.
+func (s *Store) GetRequests(ctx context.Context, keys []storage.RequestKey) ([]storage.Request, []bool, error) {
+	recs, found := make([]storage.Request, len(keys)), make([]bool, len(keys))
+	now := s.now().UnixMicro()
+	for off := 0; off < len(keys); off += maxKeysPerQuery {
+		end := min(off+maxKeysPerQuery, len(keys))
+		if err := s.getRequestsChunk(ctx, keys[off:end], now, recs[off:end], found[off:end]); err != nil {
+			return nil, nil, err
+		}
+	}
+	return recs, found, nil
+}
+
+func (s *Store) getRequestsChunk(ctx context.Context, keys []storage.RequestKey, now int64, recs []storage.Request, found []bool) error {
+	const doing = "getting requests"
+	query := "SELECT " + requestColumns + " FROM requests WHERE expires_at > ? AND (" +
+		strings.Repeat("(kind = ? AND signature = ?) OR ", len(keys)-1) + "(kind = ? AND signature = ?))"
+	args := make([]any, 0, 1+2*len(keys))
+	args = append(args, now)
+	for _, k := range keys {
+		args = append(args, string(k.Kind), k.Signature)
+	}
+	var (
+		rows *dbsql.Rows
+		err  error
+	)
+	if len(keys) <= maxPreparedKeys {
+		rows, err = s.query(ctx, s.r, query, args...)
+	} else {
+		rows, err = s.r.QueryContext(ctx, s.rebind(query), args...)
+	}
+	if err != nil {
+		return mapErr(doing, err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		r, err := scanRequest(rows)
+		if err != nil {
+			return mapErr(doing, err)
+		}
+		first := true
+		for i, k := range keys {
+			if k.Kind != r.Kind || k.Signature != r.Signature {
+				continue
+			}
+			if !first {
+				// A repeated key gets a payload of its own, as from GetRequest.
+				r.Payload = bytes.Clone(r.Payload)
+			}
+			recs[i], found[i], first = r, true, false
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return mapErr(doing, err)
+	}
+	return nil
 }
 
 // DeleteRequest implements storage.RequestStore.

@@ -25,6 +25,8 @@ func ephemeralCases() []ephemeralCase {
 		{"Sessions/ConcurrentUpdate", testSessionsConcurrentUpdate},
 		{"Requests/CreateGet", testRequestsCreateGet},
 		{"Requests/NotFound", testRequestsNotFound},
+		{"Requests/GetMany", testRequestsGetMany},
+		{"Requests/GetManyLarge", testRequestsGetManyLarge},
 		{"Requests/Conflict", testRequestsConflict},
 		{"Requests/KindsDistinct", testRequestsKindsDistinct},
 		{"Requests/Isolation", testRequestsIsolation},
@@ -336,6 +338,98 @@ func testRequestsNotFound(t *testing.T, ctx context.Context, s storage.Ephemeral
 	wantNotFoundOrNil(t, s.DeleteRequest(ctx, bareRef(absent)), "DeleteRequest of an unknown record without grant ID")
 	must(t, s.RevokeGrant(ctx, "no-such-grant"), "RevokeGrant of an unknown grant")
 	wantState(t, ctx, s, r.Kind, r.Signature, "active", "after operations on unknown records")
+}
+
+// testRequestsGetMany: GetRequests answers each key as GetRequest does, in
+// the order asked, repeated keys included.
+func testRequestsGetMany(t *testing.T, ctx context.Context, s storage.Ephemeral) {
+	code := newRequest(storage.KindAuthorizeCode, "sig-1", "grant-1")
+	pkce := newRequest(storage.KindPKCE, "sig-1", "grant-1")
+	// A grant ID with the characters a backend may escape in keys.
+	oidc := newRequest(storage.KindOIDC, "hash-1", "grant-{2}%")
+	inactive := newRequest(storage.KindRefreshToken, "rt-used", "grant-3")
+	inactive.Active = false
+	expired := newRequest(storage.KindAccessToken, "at-expired", "grant-1")
+	expired.ExpiresAt = time.Now().Add(-time.Second)
+	for _, r := range []storage.Request{code, pkce, oidc, inactive, expired} {
+		createRequest(t, ctx, s, r)
+	}
+	key := func(kind storage.RequestKind, sig string) storage.RequestKey {
+		return storage.RequestKey{Kind: kind, Signature: sig}
+	}
+	keys := []storage.RequestKey{
+		key(code.Kind, code.Signature),
+		key(pkce.Kind, pkce.Signature),
+		key(oidc.Kind, oidc.Signature),
+		key(storage.KindAuthorizeCode, "absent"),
+		key(expired.Kind, expired.Signature),
+		key(inactive.Kind, inactive.Signature),
+		key(storage.KindAccessToken, code.Signature), // a known signature under another kind
+		key(code.Kind, code.Signature),               // repeated
+		key(storage.KindAuthorizeCode, "absent"),     // repeated, missing
+	}
+	want := []*storage.Request{&code, &pkce, &oidc, nil, nil, &inactive, nil, &code, nil}
+	recs, found, err := s.GetRequests(ctx, keys)
+	must(t, err, "GetRequests")
+	if len(recs) != len(keys) || len(found) != len(keys) {
+		t.Fatalf("GetRequests of %d keys: %d records and %d found flags", len(keys), len(recs), len(found))
+	}
+	for i, k := range keys {
+		what := fmt.Sprintf("GetRequests key %d (%s/%s)", i, k.Kind, k.Signature)
+		if found[i] != (want[i] != nil) {
+			t.Errorf("%s: found %v, want %v", what, found[i], want[i] != nil)
+			continue
+		}
+		// The same answer as GetRequest.
+		one, err := s.GetRequest(ctx, k.Kind, k.Signature)
+		if !found[i] {
+			wantErr(t, err, storage.ErrNotFound, "GetRequest of "+what)
+			continue
+		}
+		must(t, err, "GetRequest of "+what)
+		checkEqual(t, what, *want[i], recs[i])
+		checkEqual(t, what+" against GetRequest", one, recs[i])
+	}
+	// Each answer is the caller's own, the repeated ones too.
+	scribble(reflect.ValueOf(&recs[0]))
+	checkEqual(t, "GetRequests repeated key after the caller changed the first answer", code, recs[7])
+
+	for _, empty := range [][]storage.RequestKey{nil, {}} {
+		recs, found, err := s.GetRequests(ctx, empty)
+		must(t, err, "GetRequests of no keys")
+		if len(recs) != 0 || len(found) != 0 {
+			t.Errorf("GetRequests of no keys: %d records, %d found flags; want none", len(recs), len(found))
+		}
+	}
+}
+
+// testRequestsGetManyLarge: a key list longer than one statement or script
+// would sensibly hold is answered whole.
+func testRequestsGetManyLarge(t *testing.T, ctx context.Context, s storage.Ephemeral) {
+	const n = 1200
+	keys := make([]storage.RequestKey, n)
+	for i := range keys {
+		keys[i] = storage.RequestKey{Kind: storage.KindAccessToken, Signature: fmt.Sprintf("at-%04d", i)}
+	}
+	created := map[int]storage.Request{}
+	for i := 0; i < n; i += 97 {
+		r := newRequest(storage.KindAccessToken, keys[i].Signature, fmt.Sprintf("grant-%d", i))
+		createRequest(t, ctx, s, r)
+		created[i] = r
+	}
+	recs, found, err := s.GetRequests(ctx, keys)
+	must(t, err, "GetRequests")
+	if len(recs) != n || len(found) != n {
+		t.Fatalf("GetRequests of %d keys: %d records and %d found flags", n, len(recs), len(found))
+	}
+	for i := range keys {
+		r, ok := created[i]
+		if found[i] != ok {
+			t.Errorf("GetRequests key %d: found %v, want %v", i, found[i], ok)
+		} else if ok {
+			checkEqual(t, fmt.Sprintf("GetRequests key %d", i), r, recs[i])
+		}
+	}
 }
 
 func testRequestsConflict(t *testing.T, ctx context.Context, s storage.Ephemeral) {
