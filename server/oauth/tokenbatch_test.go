@@ -19,7 +19,28 @@ type roundTrips struct {
 	gets, deletes    int
 	batches          []storage.RequestBatch
 	got              []storage.RequestRef
+	multiGets        [][]storage.RequestKey
 	deactivateSingle int
+}
+
+func (c *roundTrips) GetRequests(ctx context.Context, keys []storage.RequestKey) ([]storage.Request, []bool, error) {
+	c.mu.Lock()
+	c.multiGets = append(c.multiGets, slices.Clone(keys))
+	c.mu.Unlock()
+	return c.Ephemeral.GetRequests(ctx, keys)
+}
+
+// read lists every record read, by GetRequest or GetRequests.
+func (c *roundTrips) read() []storage.RequestRef {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	refs := slices.Clone(c.got)
+	for _, keys := range c.multiGets {
+		for _, k := range keys {
+			refs = append(refs, storage.RequestRef{Kind: k.Kind, Signature: k.Signature})
+		}
+	}
+	return refs
 }
 
 func (c *roundTrips) GetRequest(ctx context.Context, kind storage.RequestKind, sig string) (storage.Request, error) {
@@ -53,7 +74,7 @@ func (c *roundTrips) ApplyRequests(ctx context.Context, b storage.RequestBatch) 
 
 func (c *roundTrips) reset() {
 	c.mu.Lock()
-	c.gets, c.deletes, c.deactivateSingle, c.batches, c.got = 0, 0, 0, nil, nil
+	c.gets, c.deletes, c.deactivateSingle, c.batches, c.got, c.multiGets = 0, 0, 0, nil, nil, nil
 	c.mu.Unlock()
 }
 
@@ -66,38 +87,76 @@ func kindsOf(refs []storage.RequestRef) []storage.RequestKind {
 	return k
 }
 
-// TestCodeExchangeOneBatch: exchanging a code (RFC 6749 §4.1.3, with PKCE,
-// RFC 7636 §4.6, and an OIDC request, OIDC Core §3.1.3) reads the code, the
-// PKCE and the OIDC request once each and consumes all three in one batch;
-// a refresh (RFC 6749 §6) reads its token once and rotates it in one batch.
+// TestCodeExchangeOneBatch: exchanging a code (RFC 6749 §4.1.3, with or
+// without PKCE, RFC 7636 §4.6, and an OIDC request, OIDC Core §3.1.3) reads
+// the code, the PKCE and the OIDC request with one GetRequests call and no
+// GetRequest, and consumes them in one batch; a refresh (RFC 6749 §6) reads
+// its token once and rotates it in one batch.
 func TestCodeExchangeOneBatch(t *testing.T) {
+	for _, tc := range []struct {
+		name         string
+		pkce, openid bool
+	}{
+		{"pkce+openid", true, true},
+		{"pkce", true, false},
+		{"openid", false, true},
+		{"plain", false, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			testCodeExchangeOneBatch(t, tc.pkce, tc.openid)
+		})
+	}
+}
+
+func testCodeExchangeOneBatch(t *testing.T, withPKCE, withOpenID bool) {
 	st := memoryStores()
 	rt := &roundTrips{Ephemeral: st.Ephemeral}
-	e := newEnv(t, storage.Stores{Durable: st.Durable, Ephemeral: rt})
-	conf := e.oauthConfig("web", webSecret, "openid", "offline_access")
+	// A confidential client may skip PKCE only when it is not enforced.
+	e := newEnv(t, storage.Stores{Durable: st.Durable, Ephemeral: rt}, func(c *Config) { c.PKCEPublicClientsOnly = !withPKCE })
+	scopes := []string{"offline_access"}
+	if withOpenID {
+		scopes = append(scopes, "openid")
+	}
+	conf := e.oauthConfig("web", webSecret, scopes...)
 	verifier := oauth2.GenerateVerifier()
-	_, q := e.authorize(conf.AuthCodeURL("state-0123456789",
-		oauth2.S256ChallengeOption(verifier), oauth2.SetAuthURLParam("nonce", "nonce-0123456789")))
+	authOpts := []oauth2.AuthCodeOption{oauth2.SetAuthURLParam("nonce", "nonce-0123456789")}
+	var exchangeOpts []oauth2.AuthCodeOption
+	if withPKCE {
+		authOpts = append(authOpts, oauth2.S256ChallengeOption(verifier))
+		exchangeOpts = append(exchangeOpts, oauth2.VerifierOption(verifier))
+	}
+	_, q := e.authorize(conf.AuthCodeURL("state-0123456789", authOpts...))
 	if q.Get("code") == "" {
 		t.Fatalf("no code: %v", q)
 	}
 	rt.reset()
-	tok, err := conf.Exchange(context.Background(), q.Get("code"), oauth2.VerifierOption(verifier))
+	tok, err := conf.Exchange(context.Background(), q.Get("code"), exchangeOpts...)
 	if err != nil {
 		t.Fatalf("exchange: %v", err)
 	}
-	if tok.Extra("id_token") == nil || tok.RefreshToken == "" {
-		t.Fatalf("exchange gave no ID token or refresh token: %v", tok)
+	if (tok.Extra("id_token") != nil) != withOpenID || tok.RefreshToken == "" {
+		t.Fatalf("exchange gave ID token %v (want one: %v), refresh token %q", tok.Extra("id_token"), withOpenID, tok.RefreshToken)
 	}
 	want := []storage.RequestKind{storage.KindAuthorizeCode, storage.KindOIDC, storage.KindPKCE}
 	slices.Sort(want)
-	if got := kindsOf(rt.got); !slices.Equal(got, want) || rt.deletes != 0 || rt.deactivateSingle != 0 || len(rt.batches) != 1 {
+	if len(rt.multiGets) != 1 || rt.gets != 0 {
+		t.Fatalf("exchange made %d GetRequests calls %v and %d GetRequest calls %v; want one GetRequests and no GetRequest",
+			len(rt.multiGets), rt.multiGets, rt.gets, rt.got)
+	}
+	if got := kindsOf(rt.read()); !slices.Equal(got, want) || rt.deletes != 0 || rt.deactivateSingle != 0 || len(rt.batches) != 1 {
 		t.Fatalf("exchange read %v, made %d single deletes, %d single deactivations and %d batches; want reads %v, 0, 0 and 1 batch",
 			got, rt.deletes, rt.deactivateSingle, len(rt.batches), want)
 	}
 	b := rt.batches[0]
-	if got := kindsOf(b.Delete); !slices.Equal(got, []storage.RequestKind{storage.KindOIDC, storage.KindPKCE}) {
-		t.Errorf("batch deletes %v, want the OIDC and PKCE requests", got)
+	var wantDeleted []storage.RequestKind
+	if withOpenID {
+		wantDeleted = append(wantDeleted, storage.KindOIDC)
+	}
+	if withPKCE {
+		wantDeleted = append(wantDeleted, storage.KindPKCE)
+	}
+	if got := kindsOf(b.Delete); !slices.Equal(got, wantDeleted) {
+		t.Errorf("batch deletes %v, want %v", got, wantDeleted)
 	}
 	if got := kindsOf(b.Deactivate); !slices.Equal(got, []storage.RequestKind{storage.KindAuthorizeCode}) {
 		t.Errorf("batch deactivates %v, want the code", got)
@@ -118,11 +177,12 @@ func TestCodeExchangeOneBatch(t *testing.T) {
 	if next.RefreshToken == "" || next.RefreshToken == tok.RefreshToken {
 		t.Fatalf("refresh did not rotate: %q", next.RefreshToken)
 	}
-	if got := kindsOf(rt.got); !slices.Equal(got, []storage.RequestKind{storage.KindRefreshToken}) || len(rt.batches) != 1 || rt.deletes != 0 {
-		t.Errorf("refresh read %v, made %d batches and %d single deletes; want one refresh token read and one batch", got, len(rt.batches), rt.deletes)
+	if got := kindsOf(rt.got); !slices.Equal(got, []storage.RequestKind{storage.KindRefreshToken}) || len(rt.multiGets) != 0 || len(rt.batches) != 1 || rt.deletes != 0 {
+		t.Errorf("refresh read %v, made %d GetRequests calls, %d batches and %d single deletes; want one refresh token read and one batch",
+			got, len(rt.multiGets), len(rt.batches), rt.deletes)
 	}
 	// The code is single use (RFC 6749 §4.1.2).
-	if _, err := conf.Exchange(context.Background(), q.Get("code"), oauth2.VerifierOption(verifier)); err == nil {
+	if _, err := conf.Exchange(context.Background(), q.Get("code"), exchangeOpts...); err == nil {
 		t.Error("second exchange of the code succeeded")
 	}
 }
@@ -143,7 +203,7 @@ func TestFailedExchangeDropsPKCE(t *testing.T) {
 		t.Fatal("exchange with the wrong verifier succeeded")
 	}
 	var pkce []storage.RequestRef
-	for _, ref := range rt.got {
+	for _, ref := range rt.read() {
 		if ref.Kind == storage.KindPKCE {
 			pkce = append(pkce, ref)
 		}

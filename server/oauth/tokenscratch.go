@@ -17,6 +17,10 @@ import (
 //     refresh token in HandleTokenEndpointRequest and RotateRefreshToken); a
 //     record is read from storage once per request. Staleness is harmless: the
 //     batch's Deactivate condition decides, not the read.
+//   - for a code exchange, the first read of the code also reads the PKCE
+//     request (same signature) and the OIDC request (hashKey(code)) in the
+//     same storage call, GetRequests: one round trip for the three records
+//     the exchange needs, whether or not PKCE (RFC 7636) and openid were used.
 //   - the PKCE request deletion, which fosite makes before its transaction,
 //     and the OIDC request deletion, which it makes after the commit, go into
 //     the commit's batch. The OIDC request is read just before the commit so
@@ -29,9 +33,12 @@ type tokenScratch struct {
 	// code is the authorization code from the form; empty for refreshes.
 	code string
 
-	mu      sync.Mutex
-	reads   map[scratchKey]scratchRead
-	deletes []storage.RequestRef
+	mu    sync.Mutex
+	reads map[scratchKey]scratchRead
+	// codeFetched: the code's records were read together once; a later
+	// read of the code (after the commit dropped it) reads it alone.
+	codeFetched bool
+	deletes     []storage.RequestRef
 	// deleted are the records the commit deleted; a later delete of one of
 	// them is done already.
 	deleted map[scratchKey]bool
@@ -72,16 +79,69 @@ func (s *Store) getRequest(ctx context.Context, kind storage.RequestKind, signat
 	if ok {
 		return r.rec, r.err
 	}
+	if kind == storage.KindAuthorizeCode && sc.code != "" {
+		sc.mu.Lock()
+		first := !sc.codeFetched
+		sc.codeFetched = true
+		sc.mu.Unlock()
+		if first {
+			return s.fetchCodeRecords(ctx, sc, signature)
+		}
+	}
 	rec, err := s.ephemeral.GetRequest(ctx, kind, signature)
 	if err == nil || errors.Is(err, storage.ErrNotFound) {
-		sc.mu.Lock()
-		if sc.reads == nil {
-			sc.reads = make(map[scratchKey]scratchRead)
-		}
-		sc.reads[k] = scratchRead{rec, err}
-		sc.mu.Unlock()
+		sc.keep(k, scratchRead{rec, err})
 	}
 	return rec, err
+}
+
+// fetchCodeRecords reads the code of signature sig together with its PKCE
+// and OIDC requests, keeps all three (the missing ones as ErrNotFound, as
+// getRequest keeps a single read) and returns the code's.
+func (s *Store) fetchCodeRecords(ctx context.Context, sc *tokenScratch, sig string) (storage.Request, error) {
+	keys := []storage.RequestKey{
+		{Kind: storage.KindAuthorizeCode, Signature: sig},
+		{Kind: storage.KindPKCE, Signature: sig},
+		{Kind: storage.KindOIDC, Signature: hashKey(sc.code)},
+	}
+	recs, found, err := s.ephemeral.GetRequests(ctx, keys)
+	if err != nil {
+		sc.mu.Lock()
+		sc.codeFetched = false // may be transient: the next read tries again
+		sc.mu.Unlock()
+		return storage.Request{}, err
+	}
+	reads := make([]scratchRead, len(keys))
+	for i, k := range keys {
+		if found[i] {
+			reads[i] = scratchRead{rec: recs[i]}
+		} else {
+			reads[i] = scratchRead{err: fmt.Errorf("getting %s request: %w", k.Kind, storage.ErrNotFound)}
+		}
+	}
+	sc.mu.Lock()
+	for i, k := range keys {
+		sk := scratchKey{k.Kind, k.Signature}
+		// A read kept already (or a deletion made) is newer than this one.
+		if _, ok := sc.reads[sk]; !ok && !sc.deleted[sk] {
+			sc.keepLocked(sk, reads[i])
+		}
+	}
+	sc.mu.Unlock()
+	return reads[0].rec, reads[0].err
+}
+
+func (sc *tokenScratch) keep(k scratchKey, r scratchRead) {
+	sc.mu.Lock()
+	sc.keepLocked(k, r)
+	sc.mu.Unlock()
+}
+
+func (sc *tokenScratch) keepLocked(k scratchKey, r scratchRead) {
+	if sc.reads == nil {
+		sc.reads = make(map[scratchKey]scratchRead)
+	}
+	sc.reads[k] = r
 }
 
 // deferDelete keeps a PKCE or OIDC request deletion for the commit's batch;
@@ -106,7 +166,8 @@ func (s *Store) deferDelete(ctx context.Context, ref storage.RequestRef) bool {
 }
 
 // prepareCommit adds the deferred deletions to b and, for a code exchange,
-// reads the OIDC request first so that its deletion joins the batch too.
+// reads the OIDC request first (from the scratch, where the code's first
+// read put it) so that its deletion joins the batch too.
 func (s *Store) prepareCommit(ctx context.Context, b *storage.RequestBatch) error {
 	sc := scratchFrom(ctx)
 	if sc == nil {
