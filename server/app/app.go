@@ -25,6 +25,7 @@ import (
 	"github.com/gatehouse-idp/gatehouse/server/users"
 	"github.com/gatehouse-idp/gatehouse/server/web"
 	"github.com/gatehouse-idp/gatehouse/storage"
+	"github.com/gatehouse-idp/gatehouse/storage/usercache"
 )
 
 // Options are New's settings that are not configuration.
@@ -58,6 +59,10 @@ func New(ctx context.Context, cfg config.Config, stores storage.Stores, opts Opt
 	if log == nil {
 		return nil, errors.New("app: a logger is required")
 	}
+	// Wrapped once, before any component gets the store: they all share the
+	// cache, so a user write through any of them (admin API, users service,
+	// login's rehash, the demo) invalidates it for all.
+	stores.Durable = usercache.Wrap(stores.Durable, cfg.Users.CacheTTL, 0, opts.Now)
 	ring, err := secrets.NewKeyring(cfg.SystemSecrets()...)
 	if err != nil {
 		return nil, fmt.Errorf("building the system secret keyring: %w", err)
