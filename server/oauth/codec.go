@@ -32,7 +32,9 @@ type payload struct {
 	RequestedAudience []string        `json:"audience,omitempty"`
 	GrantedAudience   []string        `json:"granted_audience,omitempty"`
 	Form              url.Values      `json:"form,omitempty"`
-	Session           json.RawMessage `json:"session,omitempty"`
+	// Session is the fosite session, encoded and decoded in the same pass
+	// as the rest (a nested RawMessage would be scanned twice more).
+	Session any `json:"session,omitempty"`
 	// Authorize is set for authorization requests (PAR and pending
 	// interactions), which must be rebuilt whole.
 	Authorize *authorizePayload `json:"authorize,omitempty"`
@@ -66,11 +68,7 @@ func encodeRequest(r fosite.Requester, accessSignature string) ([]byte, error) {
 		p.ClientID = c.GetID()
 	}
 	if s := r.GetSession(); s != nil {
-		b, err := json.Marshal(s)
-		if err != nil {
-			return nil, fmt.Errorf("encoding session: %w", err)
-		}
-		p.Session = b
+		p.Session = s
 	}
 	if ar, ok := r.(fosite.AuthorizeRequester); ok {
 		a := &authorizePayload{
@@ -118,21 +116,17 @@ type clientGetter interface {
 // decodeRequest rebuilds a request, decoding the stored session into session
 // (the caller's session object, as fosite expects) or a new Session when nil.
 func decodeRequest(ctx context.Context, clients clientGetter, data []byte, session fosite.Session, issuer string) (*fosite.Request, *payload, error) {
-	var p payload
+	if session == nil {
+		session = NewSession(issuer)
+	}
+	// encoding/json decodes into the pointer the interface holds.
+	p := payload{Session: session}
 	if err := json.Unmarshal(data, &p); err != nil {
 		return nil, nil, fmt.Errorf("decoding request: %w", err)
 	}
 	client, err := clients.GetClient(ctx, p.ClientID)
 	if err != nil {
 		return nil, nil, fmt.Errorf("loading client of request: %w", err)
-	}
-	if session == nil {
-		session = NewSession(issuer)
-	}
-	if len(p.Session) > 0 {
-		if err := json.Unmarshal(p.Session, session); err != nil {
-			return nil, nil, fmt.Errorf("decoding session: %w", err)
-		}
 	}
 	r := &fosite.Request{
 		ID:                p.ID,
