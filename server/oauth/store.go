@@ -263,6 +263,11 @@ func (s *Store) delete(ctx context.Context, kind storage.RequestKind, signature 
 }
 
 func (s *Store) deactivate(ctx context.Context, ref storage.RequestRef) error {
+	if ref.RequestID == "" {
+		// The grant ID spares the backend resolving the signature (a round
+		// trip on Redis); a stale one only makes the condition fail.
+		ref.RequestID = s.scratchGrant(ctx, ref.Kind, ref.Signature)
+	}
 	if s.inTx(ctx, func(b *storage.RequestBatch) { b.Deactivate = append(b.Deactivate, ref) }) {
 		return nil
 	}

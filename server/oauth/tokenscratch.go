@@ -144,6 +144,21 @@ func (sc *tokenScratch) keepLocked(k scratchKey, r scratchRead) {
 	sc.reads[k] = r
 }
 
+// scratchGrant is the grant ID of a record this request has read, "" when
+// it has not.
+func (s *Store) scratchGrant(ctx context.Context, kind storage.RequestKind, signature string) string {
+	sc := scratchFrom(ctx)
+	if sc == nil {
+		return ""
+	}
+	sc.mu.Lock()
+	defer sc.mu.Unlock()
+	if r, ok := sc.reads[scratchKey{kind, signature}]; ok && r.err == nil {
+		return r.rec.RequestID
+	}
+	return ""
+}
+
 // deferDelete keeps a PKCE or OIDC request deletion for the commit's batch;
 // false when there is no scratch to keep it in.
 func (s *Store) deferDelete(ctx context.Context, ref storage.RequestRef) bool {
