@@ -24,14 +24,14 @@ var secretFormKeys = []string{
 // The client is kept by ID only and re-read on load, so a deleted or changed
 // client takes effect at once.
 type payload struct {
-	ID                string          `json:"id"`
-	RequestedAt       time.Time       `json:"requested_at"`
-	ClientID          string          `json:"client_id"`
-	RequestedScope    []string        `json:"scopes,omitempty"`
-	GrantedScope      []string        `json:"granted_scopes,omitempty"`
-	RequestedAudience []string        `json:"audience,omitempty"`
-	GrantedAudience   []string        `json:"granted_audience,omitempty"`
-	Form              url.Values      `json:"form,omitempty"`
+	ID                string     `json:"id"`
+	RequestedAt       time.Time  `json:"requested_at"`
+	ClientID          string     `json:"client_id"`
+	RequestedScope    []string   `json:"scopes,omitempty"`
+	GrantedScope      []string   `json:"granted_scopes,omitempty"`
+	RequestedAudience []string   `json:"audience,omitempty"`
+	GrantedAudience   []string   `json:"granted_audience,omitempty"`
+	Form              url.Values `json:"form,omitempty"`
 	// Session is the fosite session, encoded and decoded in the same pass
 	// as the rest (a nested RawMessage would be scanned twice more).
 	Session any `json:"session,omitempty"`

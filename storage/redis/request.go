@@ -539,6 +539,12 @@ func (s *Store) ApplyRequests(ctx context.Context, b storage.RequestBatch) error
 		g.create = append(g.create, r)
 	}
 
+	if _, cluster := s.client.(*goredis.ClusterClient); !cluster && len(groups) == 1 {
+		done, err := s.applyPipelined(ctx, groups[0], b.Create, now)
+		if done {
+			return err
+		}
+	}
 	if err := s.claim(ctx, b.Create); err != nil {
 		return fmt.Errorf("applying requests: creating: %w", err)
 	}
@@ -585,6 +591,115 @@ func (r *scriptRefusal) listName() string {
 		return "creating"
 	}
 	return "deactivating"
+}
+
+// applyPipelined applies a one-grant batch in one round trip on a single
+// server: the pointer claims (SET NX), grantPointersScript (which refuses
+// unless every claim named the grant, applies the batch and releases the
+// pointers of the records deleted by name) and the owner index updates go in
+// one pipeline. done is false, with nothing applied and the claims released,
+// when the careful path must decide (a pointer taken or stale, the script
+// not cached on the server, the pipeline failing before the script ran).
+func (s *Store) applyPipelined(ctx context.Context, g *grantOps, creates []storage.Request, now time.Time) (done bool, err error) {
+	keys, args, err := s.grantScriptArgs(g, now)
+	if err != nil {
+		return true, fmt.Errorf("applying requests: %w", err)
+	}
+	for _, r := range creates {
+		keys = append(keys, s.keys.pointer(r.Kind, r.Signature))
+	}
+	for _, ref := range g.delete {
+		keys = append(keys, s.keys.pointer(ref.Kind, ref.Signature))
+	}
+	args = append(args, len(creates), len(g.delete), g.grant)
+	owners := s.ownerIndexCalls(g.create)
+	claims := make([]*goredis.Cmd, len(creates))
+	var script *goredis.Cmd
+	ownerCmds := make([]*goredis.Cmd, len(owners))
+	// Each command's own error is read below; Pipelined's is the first of them.
+	_, _ = s.client.Pipelined(ctx, func(p goredis.Pipeliner) error {
+		for i, r := range creates {
+			claims[i] = p.Do(ctx, "set", s.keys.pointer(r.Kind, r.Signature), r.RequestID, "pxat", pxat(r.ExpiresAt), "nx")
+		}
+		script = grantPointersScript.EvalSha(ctx, p, keys, args...)
+		for i, c := range owners {
+			ownerCmds[i] = c.script.EvalSha(ctx, p, c.keys, c.args...)
+		}
+		return nil
+	})
+	var claimed []pointer
+	for i, c := range claims {
+		if c != nil && c.Err() == nil {
+			claimed = append(claimed, pointer{creates[i].Kind, creates[i].Signature, creates[i].RequestID})
+		}
+	}
+	switch {
+	case script == nil || goredis.HasErrorPrefix(script.Err(), "NOSCRIPT"):
+		// Nothing applied: the careful path decides this time, and the
+		// script is loaded for the next batch.
+		s.release(ctx, claimed)
+		if err := grantPointersScript.Load(context.WithoutCancel(ctx), s.client).Err(); err != nil {
+			s.log.Warn("loading the grant script", "error", err.Error())
+		}
+		return false, nil
+	case script.Err() != nil:
+		// Failed, or its fate is unknown (the connection broke): an error
+		// rather than the risk of applying the batch a second time.
+		s.release(ctx, claimed)
+		return true, fmt.Errorf("applying requests: %w", script.Err())
+	}
+	res, err := script.Slice()
+	if err == nil && len(res) > 0 && res[0] == "claimfail" {
+		s.release(ctx, claimed)
+		return false, nil
+	}
+	var members []string
+	if err == nil {
+		members, err = parseGrantReply(res)
+	}
+	if err != nil {
+		s.release(ctx, claimed)
+		return true, fmt.Errorf("applying requests: %w", refusalError(err))
+	}
+	s.retryOwnerIndex(ctx, owners, ownerCmds)
+	// The script released the pointers of the records deleted by name; a
+	// revocation's members are released here, keeping what the batch created.
+	removed := slices.DeleteFunc(removedPointers(g.grant, members), func(p pointer) bool {
+		return slices.ContainsFunc(g.delete, func(ref storage.RequestRef) bool { return ref.Kind == p.kind && ref.Signature == p.sig }) ||
+			slices.ContainsFunc(creates, func(r storage.Request) bool {
+				return r.Kind == p.kind && r.Signature == p.sig && r.RequestID == p.grant
+			})
+	})
+	s.release(ctx, removed)
+	return true, nil
+}
+
+// retryOwnerIndex runs again, with EVAL, the owner index updates the server
+// had no cached script for; other failures are logged (see run).
+func (s *Store) retryOwnerIndex(ctx context.Context, owners []scriptCall, cmds []*goredis.Cmd) {
+	var again []scriptCall
+	for i, c := range cmds {
+		if c == nil {
+			continue
+		}
+		if goredis.HasErrorPrefix(c.Err(), "NOSCRIPT") {
+			again = append(again, owners[i])
+		} else if c.Err() != nil {
+			s.log.Error("indexing grant by subject and client", "error", c.Err().Error())
+		}
+	}
+	if len(again) == 0 {
+		return
+	}
+	cmds, err := s.evalPipelined(ctx, again)
+	if err != nil {
+		s.log.Error("indexing grant by subject and client", "error", err.Error())
+	}
+	for _, c := range cmds {
+		if c != nil && c.Err() != nil {
+			s.log.Error("indexing grant by subject and client", "error", c.Err().Error())
+		}
+	}
 }
 
 // createPipelined is CreateRequest in one round trip on a single server: the

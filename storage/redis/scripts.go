@@ -25,7 +25,9 @@ import goredis "github.com/redis/go-redis/v9"
 //
 // Order of application: deactivate, revoke, delete, create, so that a batch
 // may revoke a grant's old tokens and create its new ones together.
-var grantScript = goredis.NewScript(`
+var grantScript = goredis.NewScript(grantScriptBody)
+
+const grantScriptBody = `
 local now = tonumber(ARGV[1])
 local nd, nc, nx = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
 local base, nr = ARGV[5], tonumber(ARGV[6])
@@ -77,6 +79,41 @@ redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', t[1] * 1000 + math.floor(t[2] / 
 local top = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')
 if #top > 0 then redis.call('PEXPIREAT', KEYS[1], top[2]) end
 return removed
+`
+
+// grantPointersScript is grantScript for a single server (never Cluster:
+// signature pointers live on other slots), with the pointer work that
+// ApplyRequests otherwise does in round trips of its own:
+//
+//   - before anything else, the pointers of the records to create, which the
+//     caller SET NX in the same pipeline, must name this grant; when one does
+//     not (taken, or a stale pointer to take over), nothing is written and
+//     the reply is {"claimfail", i}, so the caller takes the careful path;
+//   - after a successful apply, the pointers of the records deleted by name
+//     are deleted if they still name this grant (as releaseScript).
+//
+// KEYS and ARGV are grantScript's, followed by np claimed pointer keys, then
+// nrel pointer keys to release; and by np, nrel and the grant id.
+var grantPointersScript = goredis.NewScript(`
+local nd, nc, nx = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
+local nr = tonumber(ARGV[6])
+local pa = 7 + math.max(nr, 0) + 5 * nc + nx
+local np, nrel, gid = tonumber(ARGV[pa]), tonumber(ARGV[pa + 1]), ARGV[pa + 2]
+local kb = 1 + nd + nc + nx
+for i = 1, np do
+  if redis.call('GET', KEYS[kb + i]) ~= gid then return {'claimfail', i} end
+end
+local function grant()
+` + grantScriptBody + `
+end
+local r = grant()
+if r[1] == 'ok' then
+  for i = 1, nrel do
+    local k = KEYS[kb + np + i]
+    if redis.call('GET', k) == gid then redis.call('DEL', k) end
+  end
+end
+return r
 `)
 
 // indexScript maintains a sorted-set index whose scores are expiry times in
