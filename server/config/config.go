@@ -183,10 +183,12 @@ type Clients struct {
 
 // Users holds policy about user accounts.
 type Users struct {
-	// CacheTTL is how long each replica keeps a user it read by ID: a user
-	// disabled or deleted by another process (the CLI, another replica)
-	// keeps working sessions and grants for up to this long; through this
-	// process the change takes effect at once. 0s reads the user every time.
+	// CacheTTL is how long each replica keeps a user it read by ID, and a
+	// user's consent to a client: a user disabled or deleted, or a consent
+	// revoked, by another process (the CLI, another replica) keeps working
+	// sessions, grants and consent-free sign-ins for up to this long;
+	// through this process the change takes effect at once. 0s reads them
+	// every time.
 	CacheTTL time.Duration `yaml:"cache_ttl"`
 }
 

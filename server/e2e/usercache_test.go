@@ -26,7 +26,8 @@ func (c *countingUsers) GetUser(ctx context.Context, id string) (storage.User, e
 }
 
 // TestUserCacheOneInvalidationPoint: with users.cache_ttl at its longest,
-// single sign-on reads its user from the cache, yet a user disabled through
+// single sign-on reads its user and consent from the cache, yet a consent
+// revoked through the admin API is asked for again at once, and a user disabled through
 // the admin API, or deleted through the users service, of the same process
 // is refused at once everywhere: the server shares one cached store, and its
 // user writes are where the cache is invalidated.
@@ -57,6 +58,15 @@ func TestUserCacheOneInvalidationPoint(t *testing.T) {
 			if _, err := refresh(conf, tok.RefreshToken); err != nil {
 				t.Fatalf("refresh before disabling: %v", err)
 			}
+			// A consent revoked through the admin API: the next sign-on
+			// asks again at once, though the consent was cached.
+			if code := e.adminAPI().call(http.MethodDelete, "/admin/users/"+sub+"/consents/"+md.ClientID, nil, nil); code != http.StatusNoContent {
+				t.Fatalf("revoking the consent through the admin API: %d", code)
+			}
+			if p := b.get(conf.AuthCodeURL("sso-after-revocation", oauth2.S256ChallengeOption(oauth2.GenerateVerifier()))); p.url.Path != "/consent" {
+				t.Errorf("single sign-on after the consent's revocation: %d at %s (Location %s), want the consent page", p.status, p.url, p.header.Get("Location"))
+			}
+			e.codeFlow(b, conf, "cached", pw) // consents again
 			verifier := oauth2.GenerateVerifier()
 			pending := b.signIn(conf.AuthCodeURL("pending-code-state", oauth2.S256ChallengeOption(verifier)), "cached", pw).Get("code")
 

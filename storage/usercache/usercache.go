@@ -1,21 +1,25 @@
-// Package usercache keeps users read by ID for a short time, in front of a
-// storage.Durable.
+// Package usercache keeps users read by ID, and their consents, for a short
+// time in front of a storage.Durable.
 //
 // Every single sign-on reads its user by ID two or three times (is the
 // session's user still enabled, the claims of the authorization response,
-// the token endpoint's refusal of a disabled or deleted user's grant); the
-// cache turns most of those into no database round trip.
+// the token endpoint's refusal of a disabled or deleted user's grant) and
+// the user's consent to the client; the cache turns most of those into no
+// database round trip.
 //
-// The wrapped store is the single invalidation point: CreateUser, UpdateUser
-// and DeleteUser through it drop the cached user, so every component of the
-// process that shares it sees a change at once. A change made by another
-// process (the CLI, another replica) is seen within the TTL. Only GetUser is
-// cached: the lookups by username and email (sign-in's password check) and
-// everything else read the backend.
+// The wrapped store is the single invalidation point: user writes
+// (CreateUser, UpdateUser, DeleteUser) and consent writes (PutConsent,
+// DeleteConsent, DeleteConsentsByClient) through it drop the cached entries,
+// so every component of the process that shares it sees a change at once. A
+// change made by another process (the CLI, another replica) is seen within
+// the TTL. Only GetUser and GetConsent are cached: the lookups by username
+// and email (sign-in's password check), consent listings and everything else
+// read the backend.
 package usercache
 
 import (
 	"context"
+	"slices"
 	"sync"
 	"time"
 
@@ -39,7 +43,9 @@ func Wrap(d storage.Durable, ttl time.Duration, size int, now func() time.Time) 
 	if now == nil {
 		now = time.Now
 	}
-	return &store{Durable: d, ttl: ttl, max: size, now: now, m: make(map[string]entry)}
+	return &store{Durable: d, ttl: ttl, max: size, now: now,
+		users:    newTTLCache[string](size, clone),
+		consents: newTTLCache[consentKey](size, cloneConsent)}
 }
 
 type store struct {
@@ -48,19 +54,99 @@ type store struct {
 	max int
 	now func() time.Time
 
+	users    *ttlCache[string, storage.User]
+	consents *ttlCache[consentKey, storage.Consent]
+}
+
+type consentKey struct{ subject, clientID string }
+
+// ttlCache is a bounded map whose entries live for the store's ttl.
+type ttlCache[K comparable, V any] struct {
+	max   int
+	clone func(V) V
+
 	mu sync.RWMutex
-	m  map[string]entry
-	// gen counts user writes. A read that began before a write may return
-	// the old record; it is cached only when no write began or ended since
-	// the read began, so it cannot outlive the write. One counter for all
-	// users keeps the state bounded; writes are rare enough that the
-	// occasional uncached read they cause does not matter.
+	m  map[K]entry[V]
+	// gen counts writes. A read that began before a write may return the
+	// old record; it is cached only when no write began or ended since the
+	// read began, so it cannot outlive the write. One counter for all keys
+	// keeps the state bounded; writes are rare enough that the occasional
+	// uncached read they cause does not matter.
 	gen uint64
 }
 
-type entry struct {
-	u     storage.User
+type entry[V any] struct {
+	v     V
 	until time.Time
+}
+
+func newTTLCache[K comparable, V any](max int, clone func(V) V) *ttlCache[K, V] {
+	return &ttlCache[K, V]{max: max, clone: clone, m: make(map[K]entry[V])}
+}
+
+// get returns an unexpired entry, and the generation to pass to put.
+func (c *ttlCache[K, V]) get(k K, now time.Time) (V, bool, uint64) {
+	c.mu.RLock()
+	e, ok := c.m[k]
+	gen := c.gen
+	c.mu.RUnlock()
+	if ok && now.Before(e.until) {
+		return c.clone(e.v), true, gen
+	}
+	var zero V
+	return zero, false, gen
+}
+
+func (c *ttlCache[K, V]) put(k K, v V, gen uint64, until, now time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.gen != gen {
+		return
+	}
+	if _, ok := c.m[k]; !ok && len(c.m) >= c.max {
+		c.evictLocked(now)
+	}
+	c.m[k] = entry[V]{v: c.clone(v), until: until}
+}
+
+// evictLocked drops expired entries, then arbitrary ones when none has
+// expired. It frees a sixteenth of the cache at once, so a full cache is
+// not scanned on every miss.
+func (c *ttlCache[K, V]) evictLocked(now time.Time) {
+	for k, e := range c.m {
+		if !now.Before(e.until) {
+			delete(c.m, k)
+		}
+	}
+	keep := c.max - 1 - c.max/16
+	// Map iteration order is random: these are arbitrary entries.
+	for k := range c.m {
+		if len(c.m) <= keep {
+			break
+		}
+		delete(c.m, k)
+	}
+}
+
+// forget drops the entries matching drop and stops reads in flight from
+// caching what they read.
+func (c *ttlCache[K, V]) forget(drop func(K) bool) {
+	c.mu.Lock()
+	c.gen++
+	for k := range c.m {
+		if drop(k) {
+			delete(c.m, k)
+		}
+	}
+	c.mu.Unlock()
+}
+
+// forgetKey is forget for one key, without a scan.
+func (c *ttlCache[K, V]) forgetKey(k K) {
+	c.mu.Lock()
+	c.gen++
+	delete(c.m, k)
+	c.mu.Unlock()
 }
 
 // clone returns a copy of u sharing nothing with it. storage.User holds
@@ -69,67 +155,33 @@ type entry struct {
 // deep copy is added.
 func clone(u storage.User) storage.User { return u }
 
+func cloneConsent(c storage.Consent) storage.Consent {
+	c.Scopes = slices.Clone(c.Scopes)
+	return c
+}
+
 // GetUser implements storage.UserStore, from the cache when it can.
 func (s *store) GetUser(ctx context.Context, id string) (storage.User, error) {
 	now := s.now()
-	s.mu.RLock()
-	e, ok := s.m[id]
-	gen := s.gen
-	s.mu.RUnlock()
-	if ok && now.Before(e.until) {
-		return clone(e.u), nil
+	u, ok, gen := s.users.get(id, now)
+	if ok {
+		return u, nil
 	}
 	u, err := s.Durable.GetUser(ctx, id)
 	if err != nil {
-		// Not found is not cached: a user created by another process
-		// can sign in at once.
+		// Not found is not cached: a user created by another process can
+		// sign in at once.
 		return u, err
 	}
 	// The record is at least as new as the read's start, so counting the
 	// TTL from there bounds how stale it can get.
-	s.put(id, u, gen, now)
+	s.users.put(id, u, gen, now.Add(s.ttl), now)
 	return u, nil
 }
 
-func (s *store) put(id string, u storage.User, gen uint64, now time.Time) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.gen != gen {
-		return
-	}
-	if _, ok := s.m[id]; !ok && len(s.m) >= s.max {
-		s.evictLocked(now)
-	}
-	s.m[id] = entry{u: clone(u), until: now.Add(s.ttl)}
-}
-
-// evictLocked drops expired entries, then arbitrary ones when none has
-// expired. It frees a sixteenth of the cache at once, so a full cache is
-// not scanned on every miss.
-func (s *store) evictLocked(now time.Time) {
-	for id, e := range s.m {
-		if !now.Before(e.until) {
-			delete(s.m, id)
-		}
-	}
-	keep := s.max - 1 - s.max/16
-	// Map iteration order is random: these are arbitrary entries.
-	for id := range s.m {
-		if len(s.m) <= keep {
-			break
-		}
-		delete(s.m, id)
-	}
-}
-
-// forget drops id's entry and stops reads in flight from caching what they
-// read.
-func (s *store) forget(id string) {
-	s.mu.Lock()
-	s.gen++
-	delete(s.m, id)
-	s.mu.Unlock()
-}
+// forget drops user id's entry and stops reads in flight from caching
+// what they read.
+func (s *store) forget(id string) { s.users.forgetKey(id) }
 
 // CreateUser implements storage.UserStore. Nothing is cached for an unknown
 // ID, but a user deleted and created again by another process may be.
@@ -148,16 +200,73 @@ func (s *store) UpdateUser(ctx context.Context, id string, update func(storage.U
 	return s.Durable.UpdateUser(ctx, id, update)
 }
 
-// DeleteUser implements storage.UserStore, dropping the entry like UpdateUser.
+// DeleteUser implements storage.UserStore, dropping the entry like
+// UpdateUser, and the user's cached consents with it.
 func (s *store) DeleteUser(ctx context.Context, id string) error {
+	s.forgetUserConsents(id)
+	defer s.forgetUserConsents(id)
 	s.forget(id)
 	defer s.forget(id)
 	return s.Durable.DeleteUser(ctx, id)
 }
 
-// len is the number of entries, expired ones included.
+func (s *store) forgetUserConsents(subject string) {
+	s.consents.forget(func(k consentKey) bool { return k.subject == subject })
+}
+
+// GetConsent implements storage.ConsentStore, from the cache when it can.
+// An entry lives no longer than its consent, so an expired consent is
+// always asked of the backend, which does not find it.
+func (s *store) GetConsent(ctx context.Context, subject, clientID string) (storage.Consent, error) {
+	now := s.now()
+	k := consentKey{subject, clientID}
+	c, ok, gen := s.consents.get(k, now)
+	if ok {
+		return c, nil
+	}
+	c, err := s.Durable.GetConsent(ctx, subject, clientID)
+	if err != nil {
+		// Not found is not cached: a consent given on another replica
+		// counts at once.
+		return c, err
+	}
+	until := now.Add(s.ttl)
+	if !c.ExpiresAt.IsZero() && c.ExpiresAt.Before(until) {
+		until = c.ExpiresAt
+	}
+	s.consents.put(k, c, gen, until, now)
+	return c, nil
+}
+
+// PutConsent implements storage.ConsentStore, dropping the entry before and
+// after the write like UpdateUser.
+func (s *store) PutConsent(ctx context.Context, c storage.Consent) error {
+	k := consentKey{c.Subject, c.ClientID}
+	s.consents.forgetKey(k)
+	defer s.consents.forgetKey(k)
+	return s.Durable.PutConsent(ctx, c)
+}
+
+// DeleteConsent implements storage.ConsentStore (a user or an administrator
+// revoking a consent: the next authorization asks again).
+func (s *store) DeleteConsent(ctx context.Context, subject, clientID string) error {
+	k := consentKey{subject, clientID}
+	s.consents.forgetKey(k)
+	defer s.consents.forgetKey(k)
+	return s.Durable.DeleteConsent(ctx, subject, clientID)
+}
+
+// DeleteConsentsByClient implements storage.ConsentStore.
+func (s *store) DeleteConsentsByClient(ctx context.Context, clientID string) (int, error) {
+	drop := func(k consentKey) bool { return k.clientID == clientID }
+	s.consents.forget(drop)
+	defer s.consents.forget(drop)
+	return s.Durable.DeleteConsentsByClient(ctx, clientID)
+}
+
+// len is the number of cached users, expired ones included.
 func (s *store) len() int {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	return len(s.m)
+	s.users.mu.RLock()
+	defer s.users.mu.RUnlock()
+	return len(s.users.m)
 }

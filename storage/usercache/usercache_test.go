@@ -290,7 +290,7 @@ func TestBounded(t *testing.T) {
 			t.Fatalf("%d entries after %d users, want at most 3", n, i+1)
 		}
 	}
-	if _, ok := s.m["u9"]; !ok {
+	if _, ok := s.users.m["u9"]; !ok {
 		t.Error("the latest entry is missing")
 	}
 
@@ -443,5 +443,155 @@ func TestConcurrent(t *testing.T) {
 	}
 	if n := s.len(); n > 4 {
 		t.Errorf("%d entries, want at most 4", n)
+	}
+}
+
+// consentReads counts the consent reads that reach the backend; hook, when
+// set, runs after the backend's read.
+type consentReads struct {
+	*counting
+	n    atomic.Int64
+	hook func()
+}
+
+func (c *consentReads) GetConsent(ctx context.Context, subject, clientID string) (storage.Consent, error) {
+	c.n.Add(1)
+	r, err := c.counting.Durable.GetConsent(ctx, subject, clientID)
+	if c.hook != nil {
+		c.hook()
+	}
+	return r, err
+}
+
+func setupConsents(t *testing.T) (*store, *consentReads, *clock) {
+	t.Helper()
+	m := memory.New()
+	t.Cleanup(func() { m.Close() })
+	inner := &consentReads{counting: &counting{Durable: m}}
+	c := newClock()
+	s := Wrap(inner, ttl, 0, c.Now).(*store)
+	return s, inner, c
+}
+
+func wantConsentReads(t *testing.T, inner *consentReads, want int64, when string) {
+	t.Helper()
+	if got := inner.n.Load(); got != want {
+		t.Errorf("%s: %d backend consent reads, want %d", when, got, want)
+	}
+}
+
+// TestConsents: remembered consents are cached like users; writes through
+// the wrapped store (a consent given, revoked, the client or the user
+// deleted) are seen at once, another process's within the TTL, and a
+// consent's own expiry is kept.
+func TestConsents(t *testing.T) {
+	ctx := context.Background()
+	s, inner, clk := setupConsents(t)
+	give := func(d storage.ConsentStore, sub, client string, exp time.Time, scopes ...string) {
+		t.Helper()
+		if err := d.PutConsent(ctx, storage.Consent{Subject: sub, ClientID: client, Scopes: scopes, GrantedAt: clk.Now(), ExpiresAt: exp}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	get := func(sub, client string) (storage.Consent, error) { return s.GetConsent(ctx, sub, client) }
+
+	// Not found is not cached.
+	if _, err := get("alice", "shop"); !errors.Is(err, storage.ErrNotFound) {
+		t.Fatalf("no consent: %v", err)
+	}
+	give(inner.counting.Durable, "alice", "shop", time.Time{}, "openid")
+	if c, err := get("alice", "shop"); err != nil || c.Scopes[0] != "openid" {
+		t.Fatalf("consent given by another process: %+v, %v", c, err)
+	}
+	wantConsentReads(t, inner, 2, "after a miss and a first read")
+	c, _ := get("alice", "shop")
+	c.Scopes[0] = "mutated"
+	if c, _ := get("alice", "shop"); c.Scopes[0] != "openid" {
+		t.Fatal("a caller's change reached the cached consent")
+	}
+	wantConsentReads(t, inner, 2, "cached")
+
+	// Another process's revocation: seen within the TTL.
+	if err := inner.counting.Durable.DeleteConsent(ctx, "alice", "shop"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := get("alice", "shop"); err != nil {
+		t.Fatalf("within the TTL the cached consent answers: %v", err)
+	}
+	clk.Advance(ttl)
+	if _, err := get("alice", "shop"); !errors.Is(err, storage.ErrNotFound) {
+		t.Fatalf("after the TTL: %v, want ErrNotFound", err)
+	}
+
+	// Writes through the wrapped store: at once.
+	for _, revoke := range []struct {
+		name string
+		do   func() error
+	}{
+		{"DeleteConsent", func() error { return s.DeleteConsent(ctx, "alice", "shop") }},
+		{"DeleteConsentsByClient", func() error { _, err := s.DeleteConsentsByClient(ctx, "shop"); return err }},
+		{"DeleteUser", func() error { return s.DeleteUser(ctx, "alice") }},
+	} {
+		if revoke.name == "DeleteUser" {
+			mustCreate(t, s, "alice")
+		}
+		give(s, "alice", "shop", time.Time{}, "openid")
+		if _, err := get("alice", "shop"); err != nil {
+			t.Fatal(err)
+		}
+		// The backend keeps consents of deleted users (nothing cascades):
+		// drop it there too, as a revocation would.
+		if err := revoke.do(); err != nil {
+			t.Fatalf("%s: %v", revoke.name, err)
+		}
+		if revoke.name == "DeleteUser" {
+			if err := inner.counting.Durable.DeleteConsent(ctx, "alice", "shop"); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, err := get("alice", "shop"); !errors.Is(err, storage.ErrNotFound) {
+			t.Errorf("after %s through the cache: %v, want ErrNotFound at once", revoke.name, err)
+		}
+	}
+	give(s, "alice", "shop", time.Time{}, "openid")
+	get("alice", "shop")
+	give(s, "alice", "shop", time.Time{}, "openid", "email")
+	if c, err := get("alice", "shop"); err != nil || len(c.Scopes) != 2 {
+		t.Errorf("after PutConsent through the cache: %+v, %v, want the new scopes at once", c, err)
+	}
+
+	// A consent expiring within the TTL is not found from then on.
+	give(s, "bob", "shop", clk.Now().Add(ttl/2), "openid")
+	if _, err := get("bob", "shop"); err != nil {
+		t.Fatal(err)
+	}
+	// (The memory backend decides expiry by its own clock, so what is
+	// checked here is that the cache asks it again.)
+	before := inner.n.Load()
+	clk.Advance(ttl / 2)
+	get("bob", "shop")
+	wantConsentReads(t, inner, before+1, "at the consent's expiry")
+}
+
+// TestConsentReadRacingWrite: a read that began before a revocation must not
+// cache what it read.
+func TestConsentReadRacingWrite(t *testing.T) {
+	ctx := context.Background()
+	s, inner, _ := setupConsents(t)
+	if err := s.PutConsent(ctx, storage.Consent{Subject: "alice", ClientID: "shop", Scopes: []string{"openid"}}); err != nil {
+		t.Fatal(err)
+	}
+	inner.hook = func() {
+		inner.hook = nil
+		// The revocation lands between the backend read and the caching.
+		if err := s.DeleteConsent(ctx, "alice", "shop"); err != nil {
+			t.Error(err)
+		}
+	}
+	if _, err := s.GetConsent(ctx, "alice", "shop"); err != nil {
+		t.Fatal(err) // the read itself saw the consent
+	}
+	if _, err := s.GetConsent(ctx, "alice", "shop"); !errors.Is(err, storage.ErrNotFound) {
+		t.Fatalf("after the racing revocation: %v, want ErrNotFound", err)
 	}
 }
