@@ -1,6 +1,7 @@
 package redis
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"time"
@@ -8,7 +9,8 @@ import (
 	"github.com/gatehouse-idp/gatehouse/storage"
 )
 
-// wireVersion is the version of the encodings below. A record written by a
+// wireVersion is the version of the session encoding below (and of request
+// records written before requestWireVersion). A record written by a
 // newer version is refused rather than misread; bump it on any change that
 // an older reader would get wrong.
 const wireVersion = 1
@@ -103,9 +105,18 @@ func decodeSession(b []byte) (storage.Session, error) {
 	}, nil
 }
 
+// A request record's data field is its JSON header (wireRequest without
+// the payload), a newline, then the payload's raw bytes. Inside JSON the
+// payload (itself JSON, 1-2 KB) was base64 text that every read and write
+// scanned, escaped and decoded again; encoding/json never writes a raw
+// newline, so the first one ends the header. Version 1 records (the payload
+// as base64 inside the JSON) are still read; a version 1 reader refuses the
+// newer form (trailing data) rather than misreading it.
+const requestWireVersion = 2
+
 func encodeRequest(r storage.Request) ([]byte, error) {
-	return json.Marshal(wireRequest{
-		V:           wireVersion,
+	h, err := json.Marshal(wireRequest{
+		V:           requestWireVersion,
 		Kind:        string(r.Kind),
 		Signature:   r.Signature,
 		RequestID:   r.RequestID,
@@ -113,17 +124,28 @@ func encodeRequest(r storage.Request) ([]byte, error) {
 		Subject:     r.Subject,
 		RequestedAt: toMicro(r.RequestedAt),
 		ExpiresAt:   toMicro(r.ExpiresAt),
-		Payload:     r.Payload,
 	})
+	if err != nil {
+		return nil, err
+	}
+	b := make([]byte, 0, len(h)+1+len(r.Payload))
+	b = append(append(append(b, h...), '\n'), r.Payload...)
+	return b, nil
 }
 
 // decodeRequest decodes a record's data field; active is its "a" field.
 func decodeRequest(b []byte, active bool) (storage.Request, error) {
+	header, payload, split := bytes.Cut(b, []byte{'\n'})
 	var w wireRequest
-	if err := json.Unmarshal(b, &w); err != nil {
+	if err := json.Unmarshal(header, &w); err != nil {
 		return storage.Request{}, fmt.Errorf("decoding request: %w", err)
 	}
-	if w.V != wireVersion {
+	switch {
+	case split && w.V == requestWireVersion && w.Payload == nil:
+		w.Payload = bytes.Clone(payload)
+	case !split && w.V == wireVersion:
+		// Version 1: the payload is inside the JSON.
+	default:
 		return storage.Request{}, fmt.Errorf("decoding request: unsupported wire version %d", w.V)
 	}
 	return storage.Request{
