@@ -764,25 +764,7 @@ func (s *Store) createPipelined(ctx context.Context, r storage.Request) (done bo
 		s.release(ctx, ptr)
 		return true, fmt.Errorf("creating %s request: %w", r.Kind, refusalError(err))
 	}
-	var again []scriptCall
-	for i, c := range cmds[1:] {
-		if goredis.HasErrorPrefix(c.Err(), "NOSCRIPT") {
-			again = append(again, owners[i])
-		} else if c.Err() != nil {
-			s.log.Error("indexing grant by subject and client", "error", c.Err().Error())
-		}
-	}
-	if len(again) > 0 {
-		cmds, err := s.evalPipelined(ctx, again)
-		if err != nil {
-			s.log.Error("indexing grant by subject and client", "error", err.Error())
-		}
-		for _, c := range cmds {
-			if c != nil && c.Err() != nil {
-				s.log.Error("indexing grant by subject and client", "error", c.Err().Error())
-			}
-		}
-	}
+	s.retryOwnerIndex(ctx, owners, cmds[1:])
 	return true, nil
 }
 
