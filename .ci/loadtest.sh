@@ -103,7 +103,9 @@ setup_gh() {
 		echo "issuer: http://127.0.0.1:$p"
 		echo "listen: {public: 127.0.0.1:$p, admin: 127.0.0.1:$((p + 1))}"
 		echo "secrets: {system: [\"$(head -c 48 /dev/urandom | base64 -w0)\"]}"
-		echo "admin: {pprof: true}"
+		# The profiler is behind the admin token: curl -H "Authorization: Bearer $(cat $GH/admin-token)".
+		[ -s "$GH/admin-token" ] || (umask 077 && head -c 48 /dev/urandom | base64 -w0 >"$GH/admin-token")
+		echo "admin: {pprof: true, token: \"$(cat "$GH/admin-token")\"}"
 		if [ "$t" = gh-pg ]; then
 			psql "$PG_URL/postgres" -qc "DROP DATABASE IF EXISTS gh_loadtest" -c "CREATE DATABASE gh_loadtest" >/dev/null
 			echo "database_url: $PG_URL/gh_loadtest?sslmode=disable"

@@ -103,12 +103,15 @@ func (s *Server) adminRoutes() *mux.Router {
 	s.adminAPI.Routes(r)
 
 	if s.cfg.Admin.PProf {
-		// Profiling a running server (docs/performance.md); off by default.
-		r.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline).Methods(http.MethodGet)
-		r.HandleFunc("/debug/pprof/profile", pprof.Profile).Methods(http.MethodGet)
-		r.HandleFunc("/debug/pprof/symbol", pprof.Symbol).Methods(http.MethodGet, http.MethodPost)
-		r.HandleFunc("/debug/pprof/trace", pprof.Trace).Methods(http.MethodGet)
-		r.PathPrefix("/debug/pprof/").HandlerFunc(pprof.Index).Methods(http.MethodGet)
+		// Profiling a running server (docs/performance.md); off by default
+		// and behind the admin token: profiles and the command line show
+		// what the process holds.
+		g := s.adminAPI.Guard
+		r.Handle("/debug/pprof/cmdline", g(http.HandlerFunc(pprof.Cmdline))).Methods(http.MethodGet)
+		r.Handle("/debug/pprof/profile", g(http.HandlerFunc(pprof.Profile))).Methods(http.MethodGet)
+		r.Handle("/debug/pprof/symbol", g(http.HandlerFunc(pprof.Symbol))).Methods(http.MethodGet, http.MethodPost)
+		r.Handle("/debug/pprof/trace", g(http.HandlerFunc(pprof.Trace))).Methods(http.MethodGet)
+		r.PathPrefix("/debug/pprof/").Handler(g(http.HandlerFunc(pprof.Index))).Methods(http.MethodGet)
 	}
 
 	return r

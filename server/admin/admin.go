@@ -154,6 +154,10 @@ func (a *API) Routes(r *mux.Router) {
 	}
 }
 
+// Guard puts next behind the admin token, as every admin route is (the
+// profiler on the admin listener uses it).
+func (a *API) Guard(next http.Handler) http.Handler { return a.guard(next) }
+
 type route struct {
 	method, path string
 	handler      http.HandlerFunc

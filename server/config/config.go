@@ -200,7 +200,7 @@ type Admin struct {
 	// is made at start and logged once.
 	Token Secret `yaml:"token"`
 	// PProf serves Go's profiler under /debug/pprof/ on the admin listener,
-	// without the token: turn it on only where that listener is private.
+	// behind the admin token (so it needs one).
 	PProf bool `yaml:"pprof"`
 }
 

@@ -499,3 +499,24 @@ func TestRegistrationDefaultsAndLimits(t *testing.T) {
 		t.Errorf("GATEHOUSE_REGISTRATION_POLICY: got %q", cfg.Registration.Policy)
 	}
 }
+
+// TestPProfNeedsAdminToken: the profiler is behind the admin token, so
+// admin.pprof without one is refused at start, with the fix in the message;
+// dev mode makes its own token.
+func TestPProfNeedsAdminToken(t *testing.T) {
+	c := validCfg()
+	c.Admin.PProf = true
+	want := "admin.pprof: needs admin.token: the profiler is behind the admin token (set GATEHOUSE_ADMIN_TOKEN or GATEHOUSE_ADMIN_TOKEN_FILE, or turn admin.pprof off)"
+	if err := c.Validate(); err == nil || err.Error() != want {
+		t.Errorf("pprof without a token: %v, want:\n%s", err, want)
+	}
+	c.Admin.Token = NewSecret(strings.Repeat("t", MinAdminTokenBytes))
+	if err := c.Validate(); err != nil {
+		t.Errorf("pprof with a token: %v", err)
+	}
+	d := validCfg()
+	d.Admin.PProf, d.Dev = true, true
+	if err := d.Validate(); err != nil && strings.Contains(err.Error(), "admin.pprof") {
+		t.Errorf("pprof in dev mode: %v", err)
+	}
+}

@@ -50,7 +50,7 @@ func (c Config) Validate() error {
 	v.http(c.HTTP)
 	v.ui(c.UI)
 	v.registration(c.Registration, c.HTTP.MaxBodyBytes)
-	v.admin(c.Admin)
+	v.admin(c.Admin, c.Dev)
 	v.oauth(c.OAuth)
 	if c.Clients.CacheTTL < 0 || c.Clients.CacheTTL > 5*time.Minute {
 		v.add("clients.cache_ttl", "%s is out of range: use 0s (no cache) up to 5m (5s is the default)", c.Clients.CacheTTL)
@@ -343,9 +343,13 @@ func (v *validator) registration(r Registration, httpMax int64) {
 
 // admin checks the admin API token: it guards every user and client, so it
 // must be as hard to guess as a system secret.
-func (v *validator) admin(a Admin) {
+func (v *validator) admin(a Admin, dev bool) {
 	const key = "admin.token"
 	if a.Token.IsZero() {
+		// Dev mode makes a token at start (and logs it).
+		if a.PProf && !dev {
+			v.add("admin.pprof", "needs admin.token: the profiler is behind the admin token (set GATEHOUSE_ADMIN_TOKEN or GATEHOUSE_ADMIN_TOKEN_FILE, or turn admin.pprof off)")
+		}
 		return
 	}
 	if a.Token.Len() < MinAdminTokenBytes {
