@@ -116,11 +116,25 @@ type clientGetter interface {
 // decodeRequest rebuilds a request, decoding the stored session into session
 // (the caller's session object, as fosite expects) or a new Session when nil.
 func decodeRequest(ctx context.Context, clients clientGetter, data []byte, session fosite.Session, issuer string) (*fosite.Request, *payload, error) {
+	return decodeRequestAs(ctx, clients, data, session, issuer, true)
+}
+
+// skippedSession takes a stored session's JSON without decoding it.
+type skippedSession struct{}
+
+func (*skippedSession) UnmarshalJSON([]byte) error { return nil }
+
+// decodeRequestAs is decodeRequest; without withSession the stored session
+// is skipped and session is returned as it was given.
+func decodeRequestAs(ctx context.Context, clients clientGetter, data []byte, session fosite.Session, issuer string, withSession bool) (*fosite.Request, *payload, error) {
 	if session == nil {
 		session = NewSession(issuer)
 	}
 	// encoding/json decodes into the pointer the interface holds.
 	p := payload{Session: session}
+	if !withSession {
+		p.Session = &skippedSession{}
+	}
 	if err := json.Unmarshal(data, &p); err != nil {
 		return nil, nil, fmt.Errorf("decoding request: %w", err)
 	}

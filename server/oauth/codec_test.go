@@ -100,3 +100,34 @@ func TestCodecStoredFormat(t *testing.T) {
 		t.Fatalf("no session: %v %+v", err, empty)
 	}
 }
+
+// TestDecodeWithoutSession: the PKCE record is read for its challenge, its
+// method and its client only (RFC 7636 §4.6; fosite's PKCE handler); its
+// stored session is skipped and the caller's session is left as it was.
+func TestDecodeWithoutSession(t *testing.T) {
+	const issuer = "https://id.example"
+	stored := NewSession(issuer)
+	stored.Subject = "stored-subject"
+	client := &fosite.DefaultClient{ID: "web"}
+	data, err := encodeRequest(&fosite.Request{ID: "g", Client: client, Session: stored,
+		Form: url.Values{"code_challenge": {"abc"}, "code_challenge_method": {"S256"}}}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	mine := NewSession(issuer)
+	mine.Subject = "token-request-subject"
+	r, _, err := decodeRequestAs(context.Background(), oneClient{client}, data, mine, issuer, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Form.Get("code_challenge") != "abc" || r.Form.Get("code_challenge_method") != "S256" || r.Client.GetID() != "web" {
+		t.Errorf("decoded %+v", r)
+	}
+	if r.Session != fosite.Session(mine) || mine.Subject != "token-request-subject" {
+		t.Errorf("the caller's session changed: %+v", mine)
+	}
+	// Malformed JSON is still refused.
+	if _, _, err := decodeRequestAs(context.Background(), oneClient{client}, []byte(`{"session":{`), mine, issuer, false); err == nil {
+		t.Error("malformed record decoded")
+	}
+}

@@ -240,11 +240,15 @@ func (s *Store) create(ctx context.Context, kind storage.RequestKind, signature 
 
 // get loads a record; the returned bool is its Active flag.
 func (s *Store) get(ctx context.Context, kind storage.RequestKind, signature string, session fosite.Session) (*fosite.Request, *payload, bool, error) {
+	return s.getAs(ctx, kind, signature, session, true)
+}
+
+func (s *Store) getAs(ctx context.Context, kind storage.RequestKind, signature string, session fosite.Session, withSession bool) (*fosite.Request, *payload, bool, error) {
 	rec, err := s.getRequest(ctx, kind, signature)
 	if err != nil {
 		return nil, nil, false, fmt.Errorf("loading %s record: %w", kind, mapErr(err))
 	}
-	r, p, err := decodeRequest(ctx, s, rec.Payload, session, s.issuer)
+	r, p, err := decodeRequestAs(ctx, s, rec.Payload, session, s.issuer, withSession)
 	if err != nil {
 		return nil, nil, false, fmt.Errorf("loading %s record: %w", kind, err)
 	}
@@ -495,7 +499,10 @@ func (s *Store) CreatePKCERequestSession(ctx context.Context, signature string, 
 
 // GetPKCERequestSession loads the code challenge of an authorization code.
 func (s *Store) GetPKCERequestSession(ctx context.Context, signature string, session fosite.Session) (fosite.Requester, error) {
-	r, _, _, err := s.get(ctx, storage.KindPKCE, signature, session)
+	// fosite's PKCE handler (RFC 7636 §4.6) reads only the challenge, its
+	// method and the client; the session it passes is the token request's,
+	// already loaded from the code, so the stored copy is not decoded again.
+	r, _, _, err := s.getAs(ctx, storage.KindPKCE, signature, session, false)
 	if err != nil {
 		return nil, err
 	}
