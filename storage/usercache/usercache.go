@@ -43,7 +43,7 @@ func Wrap(d storage.Durable, ttl time.Duration, size int, now func() time.Time) 
 	if now == nil {
 		now = time.Now
 	}
-	return &store{Durable: d, ttl: ttl, max: size, now: now,
+	return &store{Durable: d, ttl: ttl, now: now,
 		users:    newTTLCache[string](size, clone),
 		consents: newTTLCache[consentKey](size, cloneConsent)}
 }
@@ -51,7 +51,6 @@ func Wrap(d storage.Durable, ttl time.Duration, size int, now func() time.Time) 
 type store struct {
 	storage.Durable
 	ttl time.Duration
-	max int
 	now func() time.Time
 
 	users    *ttlCache[string, storage.User]

@@ -275,8 +275,8 @@ func TestZeroTTLDisables(t *testing.T) {
 			t.Errorf("Wrap with TTL %v = %T, want the store itself", d, got)
 		}
 	}
-	if s := Wrap(m, ttl, 0, nil).(*store); s.max != DefaultSize {
-		t.Errorf("default size %d, want %d", s.max, DefaultSize)
+	if s := Wrap(m, ttl, 0, nil).(*store); s.users.max != DefaultSize || s.consents.max != DefaultSize {
+		t.Errorf("default sizes %d, %d, want %d", s.users.max, s.consents.max, DefaultSize)
 	}
 }
 
