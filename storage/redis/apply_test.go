@@ -94,6 +94,13 @@ func TestApplyRequestsOneRoundTrip(t *testing.T) {
 	if n := rt.take(); n != 1 {
 		t.Errorf("the exchange took %d round trips, want 1", n)
 	}
+	// A lone creation (client_credentials) goes the same way.
+	if err := s.CreateRequest(ctx, req(storage.KindAccessToken, "cc", "g9")); err != nil {
+		t.Fatal(err)
+	}
+	if n := rt.take(); n != 1 {
+		t.Errorf("CreateRequest took %d round trips, want 1", n)
+	}
 	if got, err := s.GetRequest(ctx, code.Kind, code.Signature); err != nil || got.Active {
 		t.Errorf("code after the exchange: %+v, %v; want inactive", got, err)
 	}

@@ -294,8 +294,14 @@ func (s *Store) CreateRequest(ctx context.Context, r storage.Request) error {
 		return fmt.Errorf("creating request: %w", err)
 	}
 	if _, cluster := s.client.(*goredis.ClusterClient); !cluster {
-		if done, err := s.createPipelined(ctx, r); done {
-			return err
+		// One round trip (see applyPipelined); a taken or stale pointer
+		// falls back to the careful path below.
+		ops := &grantOps{grant: r.RequestID, create: []storage.Request{r}}
+		if done, err := s.applyPipelined(ctx, ops, ops.create, time.Now()); done {
+			if err != nil {
+				return fmt.Errorf("creating %s request: %w", r.Kind, err)
+			}
+			return nil
 		}
 	}
 	if err := s.claim(ctx, []storage.Request{r}); err != nil {
@@ -699,92 +705,5 @@ func (s *Store) retryOwnerIndex(ctx context.Context, owners []scriptCall, cmds [
 		if c != nil && c.Err() != nil {
 			s.log.Error("indexing grant by subject and client", "error", c.Err().Error())
 		}
-	}
-}
-
-// createPipelined is CreateRequest in one round trip on a single server: the
-// pointer claim (SET NX), the grant script and the owner index updates go in
-// one pipeline, which the server runs in order. A fresh signature is almost
-// never taken, so the claim nearly always succeeds; when it does not, the
-// record the script may have written is deleted again and done is false, so
-// that the caller takes the careful path (claim, with take-over of a stale
-// pointer, then write). A batch with deactivations cannot be undone that way,
-// which is why only a lone creation is pipelined.
-func (s *Store) createPipelined(ctx context.Context, r storage.Request) (done bool, err error) {
-	now := time.Now()
-	ops := &grantOps{grant: r.RequestID, create: []storage.Request{r}}
-	keys, args, err := s.grantScriptArgs(ops, now)
-	if err != nil {
-		return true, fmt.Errorf("creating %s request: %w", r.Kind, err)
-	}
-	owners := s.ownerIndexCalls(ops.create)
-	var claim *goredis.Cmd
-	cmds := make([]*goredis.Cmd, 0, 1+len(owners))
-	_, perr := s.client.Pipelined(ctx, func(p goredis.Pipeliner) error {
-		claim = p.Do(ctx, "set", s.keys.pointer(r.Kind, r.Signature), r.RequestID, "pxat", pxat(r.ExpiresAt), "nx")
-		cmds = append(cmds, grantScript.EvalSha(ctx, p, keys, args...))
-		for _, c := range owners {
-			cmds = append(cmds, c.script.EvalSha(ctx, p, c.keys, c.args...))
-		}
-		return nil
-	})
-	claimed := claim != nil && claim.Err() == nil
-	ptr := []pointer{{r.Kind, r.Signature, r.RequestID}}
-	if claim == nil || claim.Err() != nil && !errors.Is(claim.Err(), goredis.Nil) {
-		// The claim's fate is unknown: undo whatever the script wrote.
-		s.undoCreate(ctx, r, cmds)
-		if perr == nil {
-			perr = claim.Err()
-		}
-		return true, fmt.Errorf("creating %s request: %w", r.Kind, perr)
-	}
-	gerr := cmds[0].Err()
-	noScript := goredis.HasErrorPrefix(gerr, "NOSCRIPT")
-	switch {
-	case !claimed:
-		// Taken, or a stale pointer to take over: the careful path decides.
-		s.undoCreate(ctx, r, cmds)
-		return false, nil
-	case noScript:
-		// Nothing written; run the scripts with their EVAL fallback.
-		if _, err := s.run(ctx, ops, now); err != nil {
-			s.release(ctx, ptr)
-			return true, fmt.Errorf("creating %s request: %w", r.Kind, refusalError(err))
-		}
-		return true, nil
-	case gerr != nil:
-		s.release(ctx, ptr)
-		return true, fmt.Errorf("creating %s request: %w", r.Kind, gerr)
-	}
-	res, err := cmds[0].Slice()
-	if err == nil {
-		_, err = parseGrantReply(res)
-	}
-	if err != nil {
-		s.release(ctx, ptr)
-		return true, fmt.Errorf("creating %s request: %w", r.Kind, refusalError(err))
-	}
-	s.retryOwnerIndex(ctx, owners, cmds[1:])
-	return true, nil
-}
-
-// undoCreate deletes the record createPipelined's grant script wrote, if it
-// wrote one. Owner index entries stay: they name a grant of this subject and
-// client, which revocation by owner handles like any other.
-func (s *Store) undoCreate(ctx context.Context, r storage.Request, cmds []*goredis.Cmd) {
-	if len(cmds) == 0 || cmds[0].Err() != nil {
-		return
-	}
-	res, err := cmds[0].Slice()
-	if err != nil {
-		return
-	}
-	if _, err := parseGrantReply(res); err != nil {
-		return // refused: nothing written
-	}
-	ctx = context.WithoutCancel(ctx)
-	ref := storage.RequestRef{Kind: r.Kind, Signature: r.Signature, RequestID: r.RequestID}
-	if _, err := s.run(ctx, &grantOps{grant: r.RequestID, delete: []storage.RequestRef{ref}}, time.Now()); err != nil {
-		s.log.Error("undoing a pipelined request creation", "kind", string(r.Kind), "error", err.Error())
 	}
 }
