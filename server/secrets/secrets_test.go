@@ -31,7 +31,9 @@ func TestSealOpenRoundTrip(t *testing.T) {
 		if len(box) != len(pt)+Overhead {
 			t.Errorf("box length %d, want %d", len(box), len(pt)+Overhead)
 		}
-		if len(pt) > 0 && bytes.Contains(box, pt) {
+		// A one-byte plaintext occurs by chance in ~11% of random boxes, so
+		// only plaintexts long enough not to collide are checked.
+		if len(pt) >= 8 && bytes.Contains(box, pt) {
 			t.Error("box contains the plaintext")
 		}
 		got, err := k.Open(box, []byte("aad"))
