@@ -117,8 +117,10 @@ return r
 `)
 
 // indexScript maintains a sorted-set index whose scores are expiry times in
-// Unix milliseconds: it applies one change, drops expired members, sets the
-// key's expiry to the latest member's, and returns the remaining members.
+// Unix milliseconds: it applies one change, drops expired members and sets
+// the key's expiry to the latest member's. "list" returns the remaining
+// members; "add" and "rem" only their count, so that a sign-in stays O(log n)
+// for a subject with thousands of sessions (a shared or scripted account).
 //
 // KEYS[1] the index; ARGV op ("add", "rem" or "list"), member, score
 var indexScript = goredis.NewScript(`
@@ -130,8 +132,9 @@ end
 local t = redis.call('TIME')
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', t[1] * 1000 + math.floor(t[2] / 1000))
 local top = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')
+if #top > 0 then redis.call('PEXPIREAT', KEYS[1], top[2]) end
+if ARGV[1] ~= 'list' then return redis.call('ZCARD', KEYS[1]) end
 if #top == 0 then return {} end
-redis.call('PEXPIREAT', KEYS[1], top[2])
 return redis.call('ZRANGE', KEYS[1], 0, -1)
 `)
 

@@ -44,16 +44,30 @@ func (s *Store) CreateSession(ctx context.Context, sess storage.Session) error {
 	if err != nil {
 		return fmt.Errorf("creating session: %w", err)
 	}
+	// The record and its index entry go in one round trip. Indexing before
+	// the SET NX is known to have won is harmless: the record is the truth,
+	// and a conflicting ID (256 random bits) is not expected anyway.
 	key := s.keys.session(sess.ID)
-	ok, err := setNX(ctx, s.client, key, b, sess.ExpiresAt)
-	if err == nil && !ok {
+	var set, idx *goredis.Cmd
+	_, _ = s.client.Pipelined(ctx, func(p goredis.Pipeliner) error {
+		set = p.Do(ctx, "set", key, b, "pxat", pxat(sess.ExpiresAt), "nx")
+		idx = indexScript.EvalSha(ctx, p, []string{s.keys.subject(sess.Subject)}, "add", sess.ID, pxat(sess.ExpiresAt))
+		return nil
+	})
+	err = set.Err()
+	if errors.Is(err, goredis.Nil) {
 		err = s.replaceExpiredSession(ctx, sess, b)
 	}
 	if err != nil {
 		return fmt.Errorf("creating session: %w", err)
 	}
-	if err := s.indexSession(ctx, "add", sess); err != nil {
-		return fmt.Errorf("creating session: %w", err)
+	if err := idx.Err(); err != nil && !errors.Is(err, goredis.Nil) {
+		if !goredis.HasErrorPrefix(err, "NOSCRIPT") {
+			return fmt.Errorf("creating session: indexing: %w", err)
+		}
+		if err := s.indexSession(ctx, "add", sess); err != nil { // loads the script
+			return fmt.Errorf("creating session: %w", err)
+		}
 	}
 	return nil
 }
