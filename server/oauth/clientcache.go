@@ -1,10 +1,10 @@
 package oauth
 
 import (
-	"sync"
 	"time"
 
 	"github.com/gatehouse-idp/gatehouse/storage"
+	"github.com/gatehouse-idp/gatehouse/storage/ttlcache"
 )
 
 // clientCache keeps recently read clients for a short time. Every token,
@@ -17,19 +17,11 @@ import (
 // call Provider.ForgetClient. A failed client authentication never trusts a
 // cached entry: it reads the client again before refusing (clientauth.go), so
 // a new secret works at once. The size is bounded: when full, expired entries
-// go first, then arbitrary ones.
+// go first, then arbitrary ones (storage/ttlcache).
 type clientCache struct {
 	ttl time.Duration
-	max int
 	now func() time.Time
-
-	mu sync.RWMutex
-	m  map[string]cachedClient
-}
-
-type cachedClient struct {
-	c     storage.Client
-	until time.Time
+	c   *ttlcache.Cache[string, storage.Client]
 }
 
 // defaultClientCacheSize bounds the cache; a deployment with more active
@@ -43,20 +35,15 @@ func newClientCache(ttl time.Duration, size int, now func() time.Time) *clientCa
 	if size <= 0 {
 		size = defaultClientCacheSize
 	}
-	return &clientCache{ttl: ttl, max: size, now: now, m: make(map[string]cachedClient)}
+	return &clientCache{ttl: ttl, now: now, c: ttlcache.New[string, storage.Client](size, nil)}
 }
 
 func (cc *clientCache) get(id string) (storage.Client, bool) {
 	if cc == nil {
 		return storage.Client{}, false
 	}
-	cc.mu.RLock()
-	e, ok := cc.m[id]
-	cc.mu.RUnlock()
-	if !ok || !cc.now().Before(e.until) {
-		return storage.Client{}, false
-	}
-	return e.c, true
+	c, ok, _ := cc.c.Get(id, cc.now())
+	return c, ok
 }
 
 func (cc *clientCache) put(c storage.Client) {
@@ -64,39 +51,18 @@ func (cc *clientCache) put(c storage.Client) {
 		return
 	}
 	now := cc.now()
-	cc.mu.Lock()
-	defer cc.mu.Unlock()
-	if _, ok := cc.m[c.ID]; !ok && len(cc.m) >= cc.max {
-		for id, e := range cc.m {
-			if !now.Before(e.until) {
-				delete(cc.m, id)
-			}
-		}
-		// Map iteration order is random: this evicts an arbitrary entry.
-		for id := range cc.m {
-			if len(cc.m) < cc.max {
-				break
-			}
-			delete(cc.m, id)
-		}
-	}
-	cc.m[c.ID] = cachedClient{c: c, until: now.Add(cc.ttl)}
+	cc.c.Put(c.ID, c, cc.c.Gen(), now.Add(cc.ttl), now)
 }
 
 func (cc *clientCache) forget(id string) {
-	if cc == nil {
-		return
+	if cc != nil {
+		cc.c.ForgetKey(id)
 	}
-	cc.mu.Lock()
-	delete(cc.m, id)
-	cc.mu.Unlock()
 }
 
 func (cc *clientCache) len() int {
 	if cc == nil {
 		return 0
 	}
-	cc.mu.RLock()
-	defer cc.mu.RUnlock()
-	return len(cc.m)
+	return cc.c.Len()
 }

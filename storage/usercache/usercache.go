@@ -20,10 +20,10 @@ package usercache
 import (
 	"context"
 	"slices"
-	"sync"
 	"time"
 
 	"github.com/gatehouse-idp/gatehouse/storage"
+	"github.com/gatehouse-idp/gatehouse/storage/ttlcache"
 )
 
 // DefaultSize bounds the cache when Wrap is given no size; a deployment with
@@ -44,8 +44,8 @@ func Wrap(d storage.Durable, ttl time.Duration, size int, now func() time.Time) 
 		now = time.Now
 	}
 	return &store{Durable: d, ttl: ttl, now: now,
-		users:    newTTLCache[string](size, clone),
-		consents: newTTLCache[consentKey](size, cloneConsent)}
+		users:    ttlcache.New[string](size, clone),
+		consents: ttlcache.New[consentKey](size, cloneConsent)}
 }
 
 type store struct {
@@ -53,100 +53,11 @@ type store struct {
 	ttl time.Duration
 	now func() time.Time
 
-	users    *ttlCache[string, storage.User]
-	consents *ttlCache[consentKey, storage.Consent]
+	users    *ttlcache.Cache[string, storage.User]
+	consents *ttlcache.Cache[consentKey, storage.Consent]
 }
 
 type consentKey struct{ subject, clientID string }
-
-// ttlCache is a bounded map whose entries live for the store's ttl.
-type ttlCache[K comparable, V any] struct {
-	max   int
-	clone func(V) V
-
-	mu sync.RWMutex
-	m  map[K]entry[V]
-	// gen counts writes. A read that began before a write may return the
-	// old record; it is cached only when no write began or ended since the
-	// read began, so it cannot outlive the write. One counter for all keys
-	// keeps the state bounded; writes are rare enough that the occasional
-	// uncached read they cause does not matter.
-	gen uint64
-}
-
-type entry[V any] struct {
-	v     V
-	until time.Time
-}
-
-func newTTLCache[K comparable, V any](max int, clone func(V) V) *ttlCache[K, V] {
-	return &ttlCache[K, V]{max: max, clone: clone, m: make(map[K]entry[V])}
-}
-
-// get returns an unexpired entry, and the generation to pass to put.
-func (c *ttlCache[K, V]) get(k K, now time.Time) (V, bool, uint64) {
-	c.mu.RLock()
-	e, ok := c.m[k]
-	gen := c.gen
-	c.mu.RUnlock()
-	if ok && now.Before(e.until) {
-		return c.clone(e.v), true, gen
-	}
-	var zero V
-	return zero, false, gen
-}
-
-func (c *ttlCache[K, V]) put(k K, v V, gen uint64, until, now time.Time) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.gen != gen {
-		return
-	}
-	if _, ok := c.m[k]; !ok && len(c.m) >= c.max {
-		c.evictLocked(now)
-	}
-	c.m[k] = entry[V]{v: c.clone(v), until: until}
-}
-
-// evictLocked drops expired entries, then arbitrary ones when none has
-// expired. It frees a sixteenth of the cache at once, so a full cache is
-// not scanned on every miss.
-func (c *ttlCache[K, V]) evictLocked(now time.Time) {
-	for k, e := range c.m {
-		if !now.Before(e.until) {
-			delete(c.m, k)
-		}
-	}
-	keep := c.max - 1 - c.max/16
-	// Map iteration order is random: these are arbitrary entries.
-	for k := range c.m {
-		if len(c.m) <= keep {
-			break
-		}
-		delete(c.m, k)
-	}
-}
-
-// forget drops the entries matching drop and stops reads in flight from
-// caching what they read.
-func (c *ttlCache[K, V]) forget(drop func(K) bool) {
-	c.mu.Lock()
-	c.gen++
-	for k := range c.m {
-		if drop(k) {
-			delete(c.m, k)
-		}
-	}
-	c.mu.Unlock()
-}
-
-// forgetKey is forget for one key, without a scan.
-func (c *ttlCache[K, V]) forgetKey(k K) {
-	c.mu.Lock()
-	c.gen++
-	delete(c.m, k)
-	c.mu.Unlock()
-}
 
 // clone returns a copy of u sharing nothing with it. storage.User holds
 // only values (strings, bools, times), so the copy made by assignment is
@@ -162,7 +73,7 @@ func cloneConsent(c storage.Consent) storage.Consent {
 // GetUser implements storage.UserStore, from the cache when it can.
 func (s *store) GetUser(ctx context.Context, id string) (storage.User, error) {
 	now := s.now()
-	u, ok, gen := s.users.get(id, now)
+	u, ok, gen := s.users.Get(id, now)
 	if ok {
 		return u, nil
 	}
@@ -174,13 +85,13 @@ func (s *store) GetUser(ctx context.Context, id string) (storage.User, error) {
 	}
 	// The record is at least as new as the read's start, so counting the
 	// TTL from there bounds how stale it can get.
-	s.users.put(id, u, gen, now.Add(s.ttl), now)
+	s.users.Put(id, u, gen, now.Add(s.ttl), now)
 	return u, nil
 }
 
 // forget drops user id's entry and stops reads in flight from caching
 // what they read.
-func (s *store) forget(id string) { s.users.forgetKey(id) }
+func (s *store) forget(id string) { s.users.ForgetKey(id) }
 
 // CreateUser implements storage.UserStore. Nothing is cached for an unknown
 // ID, but a user deleted and created again by another process may be.
@@ -210,7 +121,7 @@ func (s *store) DeleteUser(ctx context.Context, id string) error {
 }
 
 func (s *store) forgetUserConsents(subject string) {
-	s.consents.forget(func(k consentKey) bool { return k.subject == subject })
+	s.consents.Forget(func(k consentKey) bool { return k.subject == subject })
 }
 
 // GetConsent implements storage.ConsentStore, from the cache when it can.
@@ -219,7 +130,7 @@ func (s *store) forgetUserConsents(subject string) {
 func (s *store) GetConsent(ctx context.Context, subject, clientID string) (storage.Consent, error) {
 	now := s.now()
 	k := consentKey{subject, clientID}
-	c, ok, gen := s.consents.get(k, now)
+	c, ok, gen := s.consents.Get(k, now)
 	if ok {
 		return c, nil
 	}
@@ -233,7 +144,7 @@ func (s *store) GetConsent(ctx context.Context, subject, clientID string) (stora
 	if !c.ExpiresAt.IsZero() && c.ExpiresAt.Before(until) {
 		until = c.ExpiresAt
 	}
-	s.consents.put(k, c, gen, until, now)
+	s.consents.Put(k, c, gen, until, now)
 	return c, nil
 }
 
@@ -241,8 +152,8 @@ func (s *store) GetConsent(ctx context.Context, subject, clientID string) (stora
 // after the write like UpdateUser.
 func (s *store) PutConsent(ctx context.Context, c storage.Consent) error {
 	k := consentKey{c.Subject, c.ClientID}
-	s.consents.forgetKey(k)
-	defer s.consents.forgetKey(k)
+	s.consents.ForgetKey(k)
+	defer s.consents.ForgetKey(k)
 	return s.Durable.PutConsent(ctx, c)
 }
 
@@ -250,22 +161,18 @@ func (s *store) PutConsent(ctx context.Context, c storage.Consent) error {
 // revoking a consent: the next authorization asks again).
 func (s *store) DeleteConsent(ctx context.Context, subject, clientID string) error {
 	k := consentKey{subject, clientID}
-	s.consents.forgetKey(k)
-	defer s.consents.forgetKey(k)
+	s.consents.ForgetKey(k)
+	defer s.consents.ForgetKey(k)
 	return s.Durable.DeleteConsent(ctx, subject, clientID)
 }
 
 // DeleteConsentsByClient implements storage.ConsentStore.
 func (s *store) DeleteConsentsByClient(ctx context.Context, clientID string) (int, error) {
 	drop := func(k consentKey) bool { return k.clientID == clientID }
-	s.consents.forget(drop)
-	defer s.consents.forget(drop)
+	s.consents.Forget(drop)
+	defer s.consents.Forget(drop)
 	return s.Durable.DeleteConsentsByClient(ctx, clientID)
 }
 
 // len is the number of cached users, expired ones included.
-func (s *store) len() int {
-	s.users.mu.RLock()
-	defer s.users.mu.RUnlock()
-	return len(s.users.m)
-}
+func (s *store) len() int { return s.users.Len() }

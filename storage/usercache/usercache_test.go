@@ -275,13 +275,13 @@ func TestZeroTTLDisables(t *testing.T) {
 			t.Errorf("Wrap with TTL %v = %T, want the store itself", d, got)
 		}
 	}
-	if s := Wrap(m, ttl, 0, nil).(*store); s.users.max != DefaultSize || s.consents.max != DefaultSize {
-		t.Errorf("default sizes %d, %d, want %d", s.users.max, s.consents.max, DefaultSize)
+	if s := Wrap(m, ttl, 0, nil).(*store); s.users.Cap() != DefaultSize || s.consents.Cap() != DefaultSize {
+		t.Errorf("default sizes %d, %d, want %d", s.users.Cap(), s.consents.Cap(), DefaultSize)
 	}
 }
 
 func TestBounded(t *testing.T) {
-	s, inner, _ := setup(t, 3)
+	s, inner, clk := setup(t, 3)
 	for i := range 10 {
 		id := fmt.Sprint("u", i)
 		mustCreate(t, inner.Durable, id)
@@ -290,7 +290,7 @@ func TestBounded(t *testing.T) {
 			t.Fatalf("%d entries after %d users, want at most 3", n, i+1)
 		}
 	}
-	if _, ok := s.users.m["u9"]; !ok {
+	if _, ok, _ := s.users.Get("u9", clk.Now()); !ok {
 		t.Error("the latest entry is missing")
 	}
 
