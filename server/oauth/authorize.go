@@ -267,9 +267,9 @@ func (p *Provider) AbortAuthorize(w http.ResponseWriter, r *http.Request, handle
 
 func (p *Provider) takePending(w http.ResponseWriter, r *http.Request, handle string) (*fosite.AuthorizeRequest, bool) {
 	ctx := r.Context()
-	ar, _, err := p.loadPending(ctx, handle)
+	ar, rec, err := p.loadPending(ctx, handle)
 	if err == nil {
-		err = p.claimPending(ctx, handle)
+		err = p.claimPending(ctx, handle, rec.RequestID)
 	}
 	if err != nil {
 		if !errors.Is(err, ErrPendingNotFound) {
@@ -308,6 +308,7 @@ func (p *Provider) storePending(ctx context.Context, ar fosite.AuthorizeRequeste
 	if err := p.ephemeral.CreateRequest(ctx, rec); err != nil {
 		return fmt.Errorf("storing pending authorization: %w", err)
 	}
+	p.cachePending(rec, p.pending.Gen())
 	return nil
 }
 
@@ -315,12 +316,18 @@ func (p *Provider) loadPending(ctx context.Context, handle string) (*fosite.Auth
 	if handle == "" {
 		return nil, storage.Request{}, ErrPendingNotFound
 	}
-	rec, err := p.ephemeral.GetRequest(ctx, storage.KindPAR, pendingSignature(handle))
-	if errors.Is(err, storage.ErrNotFound) || (err == nil && !rec.Active) {
-		return nil, storage.Request{}, ErrPendingNotFound
-	}
-	if err != nil {
-		return nil, storage.Request{}, fmt.Errorf("loading pending authorization: %w", err)
+	sig := pendingSignature(handle)
+	rec, ok, gen := p.pending.Get(sig, p.now())
+	if !ok {
+		var err error
+		rec, err = p.ephemeral.GetRequest(ctx, storage.KindPAR, sig)
+		if errors.Is(err, storage.ErrNotFound) || (err == nil && !rec.Active) {
+			return nil, storage.Request{}, ErrPendingNotFound
+		}
+		if err != nil {
+			return nil, storage.Request{}, fmt.Errorf("loading pending authorization: %w", err)
+		}
+		p.cachePending(rec, gen)
 	}
 	ar, err := decodeAuthorizeRequest(ctx, p.store, rec.Payload, nil, p.issuer)
 	if errors.Is(err, fosite.ErrNotFound) {
@@ -334,8 +341,10 @@ func (p *Provider) loadPending(ctx context.Context, handle string) (*fosite.Auth
 
 // claimPending consumes the pending record: of concurrent claims exactly one
 // succeeds. The inactive record expires on its own.
-func (p *Provider) claimPending(ctx context.Context, handle string) error {
-	err := p.ephemeral.DeactivateRequest(ctx, storage.RequestRef{Kind: storage.KindPAR, Signature: pendingSignature(handle)})
+func (p *Provider) claimPending(ctx context.Context, handle string, grant string) error {
+	sig := pendingSignature(handle)
+	p.pending.ForgetKey(sig)
+	err := p.ephemeral.DeactivateRequest(ctx, storage.RequestRef{Kind: storage.KindPAR, Signature: sig, RequestID: grant})
 	if errors.Is(err, storage.ErrInactive) || errors.Is(err, storage.ErrNotFound) {
 		return ErrPendingNotFound
 	}

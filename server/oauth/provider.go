@@ -25,6 +25,7 @@ import (
 	"github.com/gatehouse-idp/gatehouse/server/jwksfetch"
 	"github.com/gatehouse-idp/gatehouse/server/secrets"
 	"github.com/gatehouse-idp/gatehouse/storage"
+	"github.com/gatehouse-idp/gatehouse/storage/ttlcache"
 )
 
 // Endpoints are the paths the router mounts the handlers on; discovery
@@ -152,6 +153,9 @@ type Provider struct {
 	graceWait time.Duration
 	log       *slog.Logger
 	now       func() time.Time
+	// pending keeps this process's recent pending authorizations by
+	// signature (pending.go).
+	pending *ttlcache.Cache[string, storage.Request]
 
 	openIDConfig []byte // the pre-encoded discovery document
 }
@@ -253,6 +257,7 @@ func New(cfg Config) (*Provider, error) {
 		graceWait: defaultGraceWait,
 		log:       cfg.Logger,
 		now:       cfg.Now,
+		pending:   ttlcache.New[string, storage.Request](pendingCacheSize, nil),
 	}
 	p.refreshAnyScope = map[string]bool{}
 	for _, id := range cfg.RefreshWithoutOfflineAccess {

@@ -1,0 +1,131 @@
+package oauth
+
+import (
+	"context"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+
+	"golang.org/x/oauth2"
+
+	"github.com/gatehouse-idp/gatehouse/storage"
+	"github.com/gatehouse-idp/gatehouse/storage/ttlcache"
+)
+
+// pendingReads counts the reads and claims of pending authorizations.
+type pendingReads struct {
+	storage.Ephemeral
+	mu            sync.Mutex
+	reads, claims int
+}
+
+func (c *pendingReads) GetRequest(ctx context.Context, k storage.RequestKind, sig string) (storage.Request, error) {
+	if k == storage.KindPAR && strings.HasPrefix(sig, pendingPrefix) {
+		c.mu.Lock()
+		c.reads++
+		c.mu.Unlock()
+	}
+	return c.Ephemeral.GetRequest(ctx, k, sig)
+}
+
+func (c *pendingReads) DeactivateRequest(ctx context.Context, ref storage.RequestRef) error {
+	c.mu.Lock()
+	c.claims++
+	c.mu.Unlock()
+	return c.Ephemeral.DeactivateRequest(ctx, ref)
+}
+
+func (c *pendingReads) take() (reads, claims int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	reads, claims, c.reads, c.claims = c.reads, c.claims, 0, 0
+	return reads, claims
+}
+
+// startPending runs an authorization that stops at the login page and
+// returns the page's URL.
+func startPending(t *testing.T, e *env) *url.URL {
+	t.Helper()
+	conf := e.oauthConfig("web", webSecret, "openid")
+	resp, err := e.noRedirect.Get(conf.AuthCodeURL("state-0123456789", oauth2.S256ChallengeOption(oauth2.GenerateVerifier()),
+		oauth2.SetAuthURLParam("login_hint", "defer")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	loc, err := url.Parse(resp.Header.Get("Location"))
+	if err != nil || loc.Path != "/login" || loc.Query().Get("handle") == "" {
+		t.Fatalf("want a redirect to the login page, got %d %q", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	return loc
+}
+
+func (e *env) resume(t *testing.T, page *url.URL) int {
+	t.Helper()
+	resp, err := e.noRedirect.Get(e.issuer + page.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+// TestPendingReadFromProcessCache: the pages of one sign-in read the pending
+// authorization this process stored without a store round trip; the claim
+// still goes to the store, once, and a second claim fails.
+func TestPendingReadFromProcessCache(t *testing.T) {
+	st := memoryStores()
+	counting := &pendingReads{Ephemeral: st.Ephemeral}
+	e := newEnv(t, storage.Stores{Durable: st.Durable, Ephemeral: counting})
+	page := startPending(t, e)
+	h := page.Query().Get("handle")
+	for range 3 { // login page, login form, consent page
+		if _, err := e.p.PendingAuthorize(context.Background(), h); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if s := e.resume(t, page); s != http.StatusSeeOther && s != http.StatusFound {
+		t.Fatalf("resume: %d", s)
+	}
+	if reads, claims := counting.take(); reads != 0 || claims != 1 {
+		t.Errorf("a sign-in read the pending record %d times and claimed it %d times, want 0 and 1", reads, claims)
+	}
+	if s := e.resume(t, page); s != http.StatusBadRequest {
+		t.Errorf("second resume: %d, want 400", s)
+	}
+	if _, err := e.p.PendingAuthorize(context.Background(), h); err == nil {
+		t.Error("a claimed pending authorization is still shown by the process that claimed it")
+	}
+}
+
+// TestPendingAcrossReplicas: another process (a fresh cache) reads the store
+// once, then from its cache; a record claimed elsewhere is never resumed
+// twice, even while this process still has it cached.
+func TestPendingAcrossReplicas(t *testing.T) {
+	st := memoryStores()
+	counting := &pendingReads{Ephemeral: st.Ephemeral}
+	e := newEnv(t, storage.Stores{Durable: st.Durable, Ephemeral: counting})
+	page := startPending(t, e)
+	h := page.Query().Get("handle")
+
+	e.p.pending = ttlcache.New[string, storage.Request](pendingCacheSize, nil) // as on another replica
+	for range 2 {
+		if _, err := e.p.PendingAuthorize(context.Background(), h); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if reads, _ := counting.take(); reads != 1 {
+		t.Errorf("a replica read the pending record %d times, want 1", reads)
+	}
+
+	// Another replica claims it: this one, which has it cached, refuses.
+	if err := st.Ephemeral.DeactivateRequest(context.Background(),
+		storage.RequestRef{Kind: storage.KindPAR, Signature: pendingSignature(h)}); err != nil {
+		t.Fatal(err)
+	}
+	if s := e.resume(t, page); s != http.StatusBadRequest {
+		t.Errorf("resume after a claim elsewhere: %d, want 400", s)
+	}
+}
