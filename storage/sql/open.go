@@ -146,6 +146,7 @@ func openSQLite(ctx context.Context, u string, maxReaders int, log *slog.Logger)
 		}
 		s.w, s.r = db, db
 		s.wStmts = newStmtCache(db)
+		s.group = newGroupWriter(s)
 		return s, nil
 	}
 
@@ -183,6 +184,7 @@ func openSQLite(ctx context.Context, u string, maxReaders int, log *slog.Logger)
 	}
 	s.w, s.r = w, r
 	s.wStmts, s.rStmts = newStmtCache(w), newStmtCache(r)
+	s.group = newGroupWriter(s)
 	log.InfoContext(ctx, "connected to database", "dialect", s.dialect, "path", path)
 	return s, nil
 }

@@ -55,6 +55,9 @@ func (s *Store) createRequest(ctx context.Context, q querier, r storage.Request)
 
 // CreateRequest implements storage.RequestStore.
 func (s *Store) CreateRequest(ctx context.Context, r storage.Request) error {
+	if s.group != nil {
+		return s.group.write(ctx, func(ctx context.Context, tx *dbsql.Tx) error { return s.createRequest(ctx, tx, r) })
+	}
 	return s.createRequest(ctx, s.w, r)
 }
 
@@ -206,7 +209,7 @@ func (s *Store) RevokeGrant(ctx context.Context, requestID string, kinds ...stor
 // batch may replace a record or re-create records of a grant it revokes.
 // The first failing Deactivate rolls everything back.
 func (s *Store) ApplyRequests(ctx context.Context, b storage.RequestBatch) error {
-	return s.inTx(ctx, func(tx *dbsql.Tx) error {
+	return s.write(ctx, func(ctx context.Context, tx *dbsql.Tx) error {
 		for _, ref := range b.Deactivate {
 			if err := s.deactivate(ctx, tx, ref); err != nil {
 				return fmt.Errorf("applying request batch: %w", err)

@@ -59,8 +59,11 @@ type Store struct {
 	// Prepared statements of the SQLite pools (stmtcache.go); nil on
 	// PostgreSQL. rStmts is nil when r is w.
 	wStmts, rStmts *stmtCache
-	log            *slog.Logger
-	now            func() time.Time
+	// group runs SQLite's token writes in shared transactions
+	// (groupcommit.go); nil on PostgreSQL.
+	group *groupWriter
+	log   *slog.Logger
+	now   func() time.Time
 	// Dialect-specific SQL fragments.
 	forUpdate string // row lock for read-modify-write; SQLite's IMMEDIATE transaction already locks
 	collate   string // byte-order comparison of IDs, matching Go's string order
@@ -79,6 +82,9 @@ func (s *Store) Ping(ctx context.Context) error {
 
 // Close closes the connection pools.
 func (s *Store) Close() error {
+	if s.group != nil {
+		s.group.close()
+	}
 	var err error
 	if s.rStmts != nil {
 		err = s.rStmts.close()
