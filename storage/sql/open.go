@@ -153,7 +153,8 @@ func openSQLite(ctx context.Context, u string, maxReaders int, log *slog.Logger)
 	if err := createPrivate(path); err != nil {
 		return nil, fmt.Errorf("cannot create SQLite database %s: %w — does its directory exist and is it writable? check database_url", path, err)
 	}
-	w, err := dbsql.Open("sqlite", path+"?"+withExtra(common+"&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_txlock=immediate"))
+	w, err := dbsql.Open("sqlite", path+"?"+withExtra(common+"&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_txlock=immediate"+
+		"&_pragma=wal_autocheckpoint("+strconv.Itoa(writerAutoCheckpoint)+")"))
 	if err != nil {
 		return nil, fmt.Errorf("opening SQLite %s: %w", path, err)
 	}
@@ -181,6 +182,11 @@ func openSQLite(ctx context.Context, u string, maxReaders int, log *slog.Logger)
 		_ = w.Close()
 		_ = r.Close()
 		return nil, fmt.Errorf("opening SQLite %s for reading: %w", path, err)
+	}
+	if err := s.startCheckpointer(ctx, path, withExtra(common)); err != nil {
+		_ = w.Close()
+		_ = r.Close()
+		return nil, err
 	}
 	s.w, s.r = w, r
 	s.wStmts, s.rStmts = newStmtCache(w), newStmtCache(r)

@@ -62,8 +62,11 @@ type Store struct {
 	// group runs SQLite's token writes in shared transactions
 	// (groupcommit.go); nil on PostgreSQL.
 	group *groupWriter
-	log   *slog.Logger
-	now   func() time.Time
+	// checkpoint copies SQLite's WAL back into the database file in the
+	// background (checkpoint.go); nil on PostgreSQL and in memory.
+	checkpoint *checkpointer
+	log        *slog.Logger
+	now        func() time.Time
 	// Dialect-specific SQL fragments.
 	forUpdate string // row lock for read-modify-write; SQLite's IMMEDIATE transaction already locks
 	collate   string // byte-order comparison of IDs, matching Go's string order
@@ -86,8 +89,11 @@ func (s *Store) Close() error {
 		s.group.close()
 	}
 	var err error
+	if s.checkpoint != nil {
+		err = s.checkpoint.close()
+	}
 	if s.rStmts != nil {
-		err = s.rStmts.close()
+		err = errors.Join(err, s.rStmts.close())
 	}
 	if s.wStmts != nil {
 		err = errors.Join(err, s.wStmts.close())
