@@ -71,8 +71,8 @@ func seed(t *testing.T, s interface {
 
 // TestApplyRequestsOneRoundTrip: on a single server a one-grant batch (here a
 // code exchange) is one round trip: the pointer claims, the grant script,
-// which also releases the deleted records' pointers, and the owner indexes
-// go in one pipeline.
+// which also releases the deleted records' pointers and updates the owner
+// indexes, go in one pipeline.
 func TestApplyRequestsOneRoundTrip(t *testing.T) {
 	s := redistest.New(t)
 	ctx := ctxT(t)

@@ -23,14 +23,22 @@ import (
 // latest member.
 //
 // KEYS[1] the owner index; ARGV score, grant, score, grant, ...
-var ownerIndexScript = goredis.NewScript(`
-redis.call('ZADD', KEYS[1], 'GT', unpack(ARGV))
-local t = redis.call('TIME')
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', t[1] * 1000 + math.floor(t[2] / 1000))
-local top = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')
-if #top > 0 then redis.call('PEXPIREAT', KEYS[1], top[2]) end
-return #top
+var ownerIndexScript = goredis.NewScript(ownerIndexFunc + `
+return ownerIndex(KEYS[1], ARGV)
 `)
+
+// ownerIndexFunc is ownerIndexScript's body as a Lua function, shared with
+// grantPointersScript.
+const ownerIndexFunc = `
+local function ownerIndex(key, args)
+  redis.call('ZADD', key, 'GT', unpack(args))
+  local t = redis.call('TIME')
+  redis.call('ZREMRANGEBYSCORE', key, '-inf', t[1] * 1000 + math.floor(t[2] / 1000))
+  local top = redis.call('ZRANGE', key, -1, -1, 'WITHSCORES')
+  if #top > 0 then redis.call('PEXPIREAT', key, top[2]) end
+  return #top
+end
+`
 
 // ownerForgetScript removes grants from an owner index unless their score
 // changed since they were read (a record of the grant created meanwhile).

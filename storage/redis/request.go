@@ -600,10 +600,10 @@ func (r *scriptRefusal) listName() string {
 }
 
 // applyPipelined applies a one-grant batch in one round trip on a single
-// server: the pointer claims (SET NX), grantPointersScript (which refuses
-// unless every claim named the grant, applies the batch and releases the
-// pointers of the records deleted by name) and the owner index updates go in
-// one pipeline. done is false, with nothing applied and the claims released,
+// server: the pointer claims (SET NX) and grantPointersScript (which refuses
+// unless every claim named the grant, applies the batch, releases the
+// pointers of the records deleted by name and adds the grant to its owner
+// indexes, all in one atomic step) go in one pipeline. done is false, with nothing applied and the claims released,
 // when the careful path must decide (a pointer taken or stale, the script
 // not cached on the server, the pipeline failing before the script ran).
 func (s *Store) applyPipelined(ctx context.Context, g *grantOps, creates []storage.Request, now time.Time) (done bool, err error) {
@@ -617,20 +617,21 @@ func (s *Store) applyPipelined(ctx context.Context, g *grantOps, creates []stora
 	for _, ref := range g.delete {
 		keys = append(keys, s.keys.pointer(ref.Kind, ref.Signature))
 	}
-	args = append(args, len(creates), len(g.delete), g.grant)
 	owners := s.ownerIndexCalls(g.create)
+	args = append(args, len(creates), len(g.delete), g.grant, len(owners))
+	for _, c := range owners {
+		keys = append(keys, c.keys[0])
+		args = append(args, len(c.args))
+		args = append(args, c.args...)
+	}
 	claims := make([]*goredis.Cmd, len(creates))
 	var script *goredis.Cmd
-	ownerCmds := make([]*goredis.Cmd, len(owners))
 	// Each command's own error is read below; Pipelined's is the first of them.
 	_, _ = s.client.Pipelined(ctx, func(p goredis.Pipeliner) error {
 		for i, r := range creates {
 			claims[i] = p.Do(ctx, "set", s.keys.pointer(r.Kind, r.Signature), r.RequestID, "pxat", pxat(r.ExpiresAt), "nx")
 		}
 		script = grantPointersScript.EvalSha(ctx, p, keys, args...)
-		for i, c := range owners {
-			ownerCmds[i] = c.script.EvalSha(ctx, p, c.keys, c.args...)
-		}
 		return nil
 	})
 	var claimed []pointer
@@ -667,7 +668,6 @@ func (s *Store) applyPipelined(ctx context.Context, g *grantOps, creates []stora
 		s.release(ctx, claimed)
 		return true, fmt.Errorf("applying requests: %w", refusalError(err))
 	}
-	s.retryOwnerIndex(ctx, owners, ownerCmds)
 	// The script released the pointers of the records deleted by name; a
 	// revocation's members are released here, keeping what the batch created.
 	removed := slices.DeleteFunc(removedPointers(g.grant, members), func(p pointer) bool {
@@ -678,32 +678,4 @@ func (s *Store) applyPipelined(ctx context.Context, g *grantOps, creates []stora
 	})
 	s.release(ctx, removed)
 	return true, nil
-}
-
-// retryOwnerIndex runs again, with EVAL, the owner index updates the server
-// had no cached script for; other failures are logged (see run).
-func (s *Store) retryOwnerIndex(ctx context.Context, owners []scriptCall, cmds []*goredis.Cmd) {
-	var again []scriptCall
-	for i, c := range cmds {
-		if c == nil {
-			continue
-		}
-		if goredis.HasErrorPrefix(c.Err(), "NOSCRIPT") {
-			again = append(again, owners[i])
-		} else if c.Err() != nil {
-			s.log.Error("indexing grant by subject and client", "error", c.Err().Error())
-		}
-	}
-	if len(again) == 0 {
-		return
-	}
-	cmds, err := s.evalPipelined(ctx, again)
-	if err != nil {
-		s.log.Error("indexing grant by subject and client", "error", err.Error())
-	}
-	for _, c := range cmds {
-		if c != nil && c.Err() != nil {
-			s.log.Error("indexing grant by subject and client", "error", c.Err().Error())
-		}
-	}
 }

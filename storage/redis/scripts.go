@@ -90,11 +90,14 @@ return removed
 //     not (taken, or a stale pointer to take over), nothing is written and
 //     the reply is {"claimfail", i}, so the caller takes the careful path;
 //   - after a successful apply, the pointers of the records deleted by name
-//     are deleted if they still name this grant (as releaseScript).
+//     are deleted if they still name this grant (as releaseScript), and the
+//     grant joins its owner indexes (as ownerIndexScript) in the same atomic
+//     step as its records.
 //
 // KEYS and ARGV are grantScript's, followed by np claimed pointer keys, then
-// nrel pointer keys to release; and by np, nrel and the grant id.
-var grantPointersScript = goredis.NewScript(`
+// nrel pointer keys to release, then no owner index keys; and by np, nrel,
+// the grant id, no, and per owner index its argument count and arguments.
+var grantPointersScript = goredis.NewScript(ownerIndexFunc + `
 local nd, nc, nx = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
 local nr = tonumber(ARGV[6])
 local pa = 7 + math.max(nr, 0) + 5 * nc + nx
@@ -111,6 +114,16 @@ if r[1] == 'ok' then
   for i = 1, nrel do
     local k = KEYS[kb + np + i]
     if redis.call('GET', k) == gid then redis.call('DEL', k) end
+  end
+  local o = pa + 3
+  local no = tonumber(ARGV[o])
+  o = o + 1
+  for i = 1, no do
+    local c = tonumber(ARGV[o])
+    local a = {}
+    for j = 1, c do a[j] = ARGV[o + j] end
+    o = o + 1 + c
+    ownerIndex(KEYS[kb + np + nrel + i], a)
   end
 end
 return r
