@@ -37,7 +37,25 @@ const (
 	groupTimeout = 30 * time.Second
 )
 
-var errStoreClosed = errors.New("store is closed")
+var (
+	errStoreClosed = errors.New("store is closed")
+	// errWritePanicked: a call panicked; its group is rolled back whole,
+	// since what the call left in the transaction is unknown, and the
+	// writer goes on with the next group.
+	errWritePanicked = errors.New("write panicked")
+)
+
+// call runs op's function, turning a panic into errWritePanicked: the
+// writer goroutine must outlive any one call, or every later write would
+// wait for ever.
+func call(ctx context.Context, op *groupOp, tx *dbsql.Tx) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("%w: %v", errWritePanicked, r)
+		}
+	}()
+	return op.fn(ctx, tx)
+}
 
 type groupOp struct {
 	ctx  context.Context
@@ -126,7 +144,7 @@ func (g *groupWriter) run(batch []*groupOp) {
 		op := batch[0]
 		err := op.ctx.Err()
 		if err == nil {
-			err = g.s.tryTx(ctx, func(tx *dbsql.Tx) error { return op.fn(ctx, tx) })
+			err = g.s.tryTx(ctx, func(tx *dbsql.Tx) error { return call(ctx, op, tx) })
 		}
 		if g.s.wStmts != nil {
 			g.s.wStmts.preparePending(ctx)
@@ -144,7 +162,9 @@ func (g *groupWriter) run(batch []*groupOp) {
 				return fmt.Errorf("group commit: %w", err)
 			}
 			ran[i] = true
-			if errs[i] = op.fn(ctx, tx); errs[i] != nil {
+			if errs[i] = call(ctx, op, tx); errors.Is(errs[i], errWritePanicked) {
+				return errs[i]
+			} else if errs[i] != nil {
 				if _, err := g.s.exec(ctx, tx, "ROLLBACK TO g"); err != nil {
 					return fmt.Errorf("group commit: %w", err)
 				}

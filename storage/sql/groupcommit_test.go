@@ -2,6 +2,7 @@ package sql
 
 import (
 	"context"
+	dbsql "database/sql"
 	"errors"
 	"fmt"
 	"path/filepath"
@@ -149,4 +150,27 @@ func TestGroupCommitClose(t *testing.T) {
 		t.Errorf("write after close: %v", err)
 	}
 	_ = s.Close()
+}
+
+// TestGroupCommitSurvivesPanic: a call that panics fails its group with an
+// error, and the writer goes on serving later writes.
+func TestGroupCommitSurvivesPanic(t *testing.T) {
+	s := openMigrated(t, filepath.Join(t.TempDir(), "group.db"))
+	defer s.Close()
+	ctx := context.Background()
+	err := s.group.write(ctx, func(ctx context.Context, tx *dbsql.Tx) error {
+		if err := s.createRequest(ctx, tx, groupReq("half", "g")); err != nil {
+			return err
+		}
+		panic("boom")
+	})
+	if !errors.Is(err, errWritePanicked) {
+		t.Fatalf("panicking write: %v, want errWritePanicked", err)
+	}
+	if _, err := s.GetRequest(ctx, storage.KindAccessToken, "half"); !errors.Is(err, storage.ErrNotFound) {
+		t.Errorf("the panicking write's record was kept: %v", err)
+	}
+	if err := s.CreateRequest(ctx, groupReq("after", "g")); err != nil {
+		t.Fatalf("write after a panic: %v", err)
+	}
 }
