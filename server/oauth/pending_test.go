@@ -5,7 +5,6 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
-	"sync"
 	"testing"
 
 	"golang.org/x/oauth2"
@@ -14,33 +13,18 @@ import (
 	"github.com/gatehouse-idp/gatehouse/storage/ttlcache"
 )
 
-// pendingReads counts the reads and claims of pending authorizations.
-type pendingReads struct {
-	storage.Ephemeral
-	mu            sync.Mutex
-	reads, claims int
-}
-
-func (c *pendingReads) GetRequest(ctx context.Context, k storage.RequestKind, sig string) (storage.Request, error) {
-	if k == storage.KindPAR && strings.HasPrefix(sig, pendingPrefix) {
-		c.mu.Lock()
-		c.reads++
-		c.mu.Unlock()
+// pendingTraffic returns how many pending records c has seen read and
+// claimed since its last reset, and resets it.
+func pendingTraffic(c *roundTrips) (reads, claims int) {
+	for _, r := range c.read() {
+		if r.Kind == storage.KindPAR && strings.HasPrefix(r.Signature, pendingPrefix) {
+			reads++
+		}
 	}
-	return c.Ephemeral.GetRequest(ctx, k, sig)
-}
-
-func (c *pendingReads) DeactivateRequest(ctx context.Context, ref storage.RequestRef) error {
 	c.mu.Lock()
-	c.claims++
+	claims = c.deactivateSingle
 	c.mu.Unlock()
-	return c.Ephemeral.DeactivateRequest(ctx, ref)
-}
-
-func (c *pendingReads) take() (reads, claims int) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	reads, claims, c.reads, c.claims = c.reads, c.claims, 0, 0
+	c.reset()
 	return reads, claims
 }
 
@@ -77,7 +61,7 @@ func (e *env) resume(t *testing.T, page *url.URL) int {
 // still goes to the store, once, and a second claim fails.
 func TestPendingReadFromProcessCache(t *testing.T) {
 	st := memoryStores()
-	counting := &pendingReads{Ephemeral: st.Ephemeral}
+	counting := &roundTrips{Ephemeral: st.Ephemeral}
 	e := newEnv(t, storage.Stores{Durable: st.Durable, Ephemeral: counting})
 	page := startPending(t, e)
 	h := page.Query().Get("handle")
@@ -89,7 +73,7 @@ func TestPendingReadFromProcessCache(t *testing.T) {
 	if s := e.resume(t, page); s != http.StatusSeeOther && s != http.StatusFound {
 		t.Fatalf("resume: %d", s)
 	}
-	if reads, claims := counting.take(); reads != 0 || claims != 1 {
+	if reads, claims := pendingTraffic(counting); reads != 0 || claims != 1 {
 		t.Errorf("a sign-in read the pending record %d times and claimed it %d times, want 0 and 1", reads, claims)
 	}
 	if s := e.resume(t, page); s != http.StatusBadRequest {
@@ -105,7 +89,7 @@ func TestPendingReadFromProcessCache(t *testing.T) {
 // twice, even while this process still has it cached.
 func TestPendingAcrossReplicas(t *testing.T) {
 	st := memoryStores()
-	counting := &pendingReads{Ephemeral: st.Ephemeral}
+	counting := &roundTrips{Ephemeral: st.Ephemeral}
 	e := newEnv(t, storage.Stores{Durable: st.Durable, Ephemeral: counting})
 	page := startPending(t, e)
 	h := page.Query().Get("handle")
@@ -116,7 +100,7 @@ func TestPendingAcrossReplicas(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if reads, _ := counting.take(); reads != 1 {
+	if reads, _ := pendingTraffic(counting); reads != 1 {
 		t.Errorf("a replica read the pending record %d times, want 1", reads)
 	}
 
