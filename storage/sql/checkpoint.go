@@ -38,10 +38,7 @@ func (s *Store) startCheckpointer(ctx context.Context, path, params string) erro
 	if err != nil {
 		return fmt.Errorf("opening SQLite checkpoint connection: %w", err)
 	}
-	db.SetMaxOpenConns(1)
-	db.SetMaxIdleConns(1)
-	db.SetConnMaxLifetime(0)
-	db.SetConnMaxIdleTime(0)
+	oneConn(db)
 	if err := db.PingContext(ctx); err != nil {
 		_ = db.Close()
 		return fmt.Errorf("opening SQLite checkpoint connection: %w", err)

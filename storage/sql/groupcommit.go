@@ -138,30 +138,20 @@ func (g *groupWriter) run(batch []*groupOp) {
 	g.groups.Add(1)
 	errs := make([]error, len(batch))
 	ran := make([]bool, len(batch))
-	if len(batch) == 1 {
-		// Alone, a call needs no savepoint: its failure rolls back only
-		// itself.
-		op := batch[0]
-		err := op.ctx.Err()
-		if err == nil {
-			err = g.s.tryTx(ctx, func(tx *dbsql.Tx) error { return call(ctx, op, tx) })
-		}
-		if g.s.wStmts != nil {
-			g.s.wStmts.preparePending(ctx)
-		}
-		op.done <- err
-		return
-	}
+	// Alone, a call needs no savepoint: its failure rolls back only itself.
+	savepoints := len(batch) > 1
 	err := g.s.tryTx(ctx, func(tx *dbsql.Tx) error {
 		for i, op := range batch {
-			if err := op.ctx.Err(); err != nil {
-				errs[i] = err
+			if errs[i] = op.ctx.Err(); errs[i] != nil {
 				continue
+			}
+			ran[i] = true
+			if !savepoints {
+				return call(ctx, op, tx)
 			}
 			if _, err := g.s.exec(ctx, tx, "SAVEPOINT g"); err != nil {
 				return fmt.Errorf("group commit: %w", err)
 			}
-			ran[i] = true
 			if errs[i] = call(ctx, op, tx); errors.Is(errs[i], errWritePanicked) {
 				return errs[i]
 			} else if errs[i] != nil {

@@ -136,10 +136,7 @@ func openSQLite(ctx context.Context, u string, maxReaders int, log *slog.Logger)
 		if err != nil {
 			return nil, fmt.Errorf("opening in-memory SQLite: %w", err)
 		}
-		db.SetMaxOpenConns(1)
-		db.SetMaxIdleConns(1)
-		db.SetConnMaxLifetime(0)
-		db.SetConnMaxIdleTime(0)
+		oneConn(db)
 		if err := db.PingContext(ctx); err != nil {
 			_ = db.Close()
 			return nil, fmt.Errorf("opening in-memory SQLite: %w", err)
@@ -158,10 +155,7 @@ func openSQLite(ctx context.Context, u string, maxReaders int, log *slog.Logger)
 	if err != nil {
 		return nil, fmt.Errorf("opening SQLite %s: %w", path, err)
 	}
-	w.SetMaxOpenConns(1)
-	w.SetMaxIdleConns(1)
-	w.SetConnMaxLifetime(0)
-	w.SetConnMaxIdleTime(0)
+	oneConn(w)
 	// The writer connects first so the file exists and is in WAL mode before
 	// any reader opens it.
 	if err := w.PingContext(ctx); err != nil {
@@ -258,4 +252,13 @@ func redact(err error, passwords ...string) error {
 		return err
 	}
 	return &redactedError{msg: msg, err: err}
+}
+
+// oneConn makes db a pool of exactly one connection, kept open for ever:
+// SQLite's writer, an in-memory database, the checkpoint connection.
+func oneConn(db *dbsql.DB) {
+	db.SetMaxOpenConns(1)
+	db.SetMaxIdleConns(1)
+	db.SetConnMaxLifetime(0)
+	db.SetConnMaxIdleTime(0)
 }
