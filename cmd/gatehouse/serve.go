@@ -20,6 +20,7 @@ import (
 	"github.com/gatehouse-idp/gatehouse/server/app"
 	"github.com/gatehouse-idp/gatehouse/server/config"
 	"github.com/gatehouse-idp/gatehouse/server/demo"
+	"github.com/gatehouse-idp/gatehouse/server/logbuf"
 	"github.com/gatehouse-idp/gatehouse/server/requestid"
 	"github.com/gatehouse-idp/gatehouse/storage"
 	"github.com/gatehouse-idp/gatehouse/storage/redis"
@@ -93,8 +94,17 @@ type serveOptions struct {
 }
 
 // serveLogger builds the process logger from the configuration. Every line
-// logged with a request's context carries its request_id.
-func serveLogger(w io.Writer, c config.Log) *slog.Logger {
+// logged with a request's context carries its request_id. Unless
+// log.flush_interval is 0, lines are batched (server/logbuf): out is the
+// batching writer, for text that must stay in order with the log lines, and
+// closeLog writes what is still waiting.
+func serveLogger(w io.Writer, c config.Log) (log *slog.Logger, out io.Writer, closeLog func()) {
+	var lw *logbuf.Writer
+	closeLog = func() {}
+	if c.FlushInterval > 0 {
+		lw = logbuf.New(w, c.FlushInterval, 0)
+		w, closeLog = lw, func() { _ = lw.Close() }
+	}
 	opts := &slog.HandlerOptions{Level: c.SlogLevel()}
 	var h slog.Handler
 	if c.Format == "json" {
@@ -102,14 +112,18 @@ func serveLogger(w io.Writer, c config.Log) *slog.Logger {
 	} else {
 		h = slog.NewTextHandler(w, opts)
 	}
-	return slog.New(requestid.LogHandler(h))
+	if lw != nil {
+		h = logbuf.Handler(h, lw, slog.LevelWarn)
+	}
+	return slog.New(requestid.LogHandler(h)), w, closeLog
 }
 
 // runServe runs the server until ctx ends, then shuts down gracefully: stop
 // accepting, drain requests (bounded), stop the background loops, close the
 // stores.
 func runServe(ctx context.Context, cfg config.Config, opts serveOptions) (err error) {
-	log := serveLogger(opts.LogOut, cfg.Log)
+	log, logOut, closeLog := serveLogger(opts.LogOut, cfg.Log)
+	defer closeLog() // first in, last out: after every other deferred log line
 	if cfg.Dev {
 		log.Warn("development mode: not for production", "issuer", cfg.Issuer)
 	}
@@ -190,7 +204,7 @@ func runServe(ctx context.Context, cfg config.Config, opts serveOptions) (err er
 	}
 	log.Info("gatehouse started", "issuer", cfg.Issuer)
 	if a.Demo != nil {
-		serveAnnounceDemo(log, opts.LogOut, cfg.Issuer, *a.Demo)
+		serveAnnounceDemo(log, logOut, cfg.Issuer, *a.Demo)
 	}
 
 	var serveErr error

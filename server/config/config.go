@@ -93,6 +93,10 @@ type PasswordHash struct {
 type Log struct {
 	Level  string `yaml:"level"`  // debug | info | warn | error
 	Format string `yaml:"format"` // text | json
+	// FlushInterval batches log lines: they are written at most this long
+	// after they are logged (warnings and errors at once). 0 writes every
+	// line as it comes, one write system call each.
+	FlushInterval time.Duration `yaml:"flush_interval"`
 }
 
 // HTTP holds the HTTP server limits.
@@ -235,7 +239,7 @@ func Default() Config {
 		},
 		// OWASP's argon2id minimum: 19 MiB, 2 iterations, 1 lane.
 		PasswordHash: PasswordHash{MemoryKiB: 19456, Iterations: 2, Parallelism: 1},
-		Log:          Log{Level: "info", Format: "text"},
+		Log:          Log{Level: "info", Format: "text", FlushInterval: 100 * time.Millisecond},
 		HTTP: HTTP{
 			ReadHeaderTimeout: 10 * time.Second,
 			ReadTimeout:       30 * time.Second,

@@ -50,7 +50,7 @@ func TestLoadGoodFile(t *testing.T) {
 			JWKSMaxAge:     10 * time.Minute,
 		},
 		PasswordHash: PasswordHash{MemoryKiB: 65536, Iterations: 3, Parallelism: 2},
-		Log:          Log{Level: "warn", Format: "json"},
+		Log:          Log{Level: "warn", Format: "json", FlushInterval: 250 * time.Millisecond},
 		HTTP: HTTP{
 			ReadHeaderTimeout: 5 * time.Second,
 			ReadTimeout:       20 * time.Second,
@@ -136,6 +136,7 @@ func TestValidateReportsEveryProblem(t *testing.T) {
 			`password_hash.parallelism: 300 is out of range: use 1 to 255`,
 			`log.level: "verbose" is unknown: use debug, info, warn or error`,
 			`log.format: "xml" is unknown: use text or json`,
+			`log.flush_interval: 1m0s is out of range: use 0s (write every line at once) up to 10s (100ms is the default)`,
 			`http.max_body_bytes: must be positive: use e.g. 1048576 (1 MiB)`,
 			`ui.accent_color: "red; background: url(x)" is not a color: use #rgb or #rrggbb, e.g. #2f6fed`,
 			`registration.policy: "anyone" is unknown: use disabled, initial_access_token or open`,

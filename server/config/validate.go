@@ -270,6 +270,9 @@ func (v *validator) log(l Log) {
 	default:
 		v.add("log.format", "%q is unknown: use text or json", l.Format)
 	}
+	if l.FlushInterval < 0 || l.FlushInterval > 10*time.Second {
+		v.add("log.flush_interval", "%s is out of range: use 0s (write every line at once) up to 10s (100ms is the default)", l.FlushInterval)
+	}
 }
 
 func (v *validator) http(h HTTP) {
