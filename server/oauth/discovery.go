@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
+	"strconv"
 )
 
 // standardScopes are the scopes OIDC Core §5.4 and §11 define.
@@ -89,6 +90,7 @@ func (p *Provider) encodeDiscovery() error {
 		return fmt.Errorf("encoding discovery document: %w", err)
 	}
 	p.openIDConfig = b
+	p.openIDConfigLen = strconv.Itoa(len(b))
 	return nil
 }
 
@@ -103,5 +105,7 @@ func (p *Provider) Discovery(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "public, max-age=3600")
+	// Without a length, a document over 2 KB would go out chunked.
+	w.Header().Set("Content-Length", p.openIDConfigLen)
 	_, _ = w.Write(p.openIDConfig)
 }

@@ -157,7 +157,8 @@ type Provider struct {
 	// signature (pending.go).
 	pending *ttlcache.Cache[string, storage.Request]
 
-	openIDConfig []byte // the pre-encoded discovery document
+	openIDConfig    []byte // the pre-encoded discovery document
+	openIDConfigLen string
 }
 
 // New builds a Provider.

@@ -634,9 +634,14 @@ func TestDiscovery(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		var m map[string]any
-		_ = json.NewDecoder(resp.Body).Decode(&m)
+		body, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
+		// A fixed length, not chunks: the document is encoded once.
+		if resp.ContentLength != int64(len(body)) || len(resp.TransferEncoding) != 0 {
+			t.Errorf("%s: Content-Length %d, Transfer-Encoding %v for a %d-byte body", path, resp.ContentLength, resp.TransferEncoding, len(body))
+		}
+		var m map[string]any
+		_ = json.Unmarshal(body, &m)
 		if m["issuer"] != e.issuer || m["token_endpoint"] != e.issuer+"/oauth2/token" || m["jwks_uri"] != e.issuer+"/.well-known/jwks.json" {
 			t.Errorf("%s: endpoints %v", path, m)
 		}
