@@ -14,6 +14,10 @@
 #   nop-es256  the same server with a P-256 key added and bench-web's ID tokens
 #              signed with ES256 (a copy of server.js edited at start), :9112;
 #              runs refresh and sso only, for the issue's "both ES256" targets
+#   floor      .ci/floorserver.go serving copies of gh-pg's discovery document
+#              and JWKS as fixed bytes, :9140; discovery and jwks only: the
+#              harness's ceiling for a Go server on this machine (list it
+#              after gh-pg, whose documents it copies)
 # Gatehouse runs refresh and sso twice: with an RS256 client (label gh-*) and
 # an ES256 one (label gh-*-es256).
 #
@@ -76,9 +80,10 @@ build() {
 	log "building gatehouse and oidcload"
 	(cd "$REPO" && go build -trimpath -o "$BIN/gatehouse" ./cmd/gatehouse)
 	(cd "$BENCH/oidcload" && go build -o "$BIN/oidcload" .)
+	(cd "$REPO" && go build -o "$BIN/floorserver" .ci/floorserver.go)
 }
 
-port() { case "$1" in gh-pg) echo 9120 ;; gh-sqlite) echo 9130 ;; nop) echo 9110 ;; nop-es256) echo 9112 ;; esac; }
+port() { case "$1" in gh-pg) echo 9120 ;; gh-sqlite) echo 9130 ;; nop) echo 9110 ;; nop-es256) echo 9112 ;; floor) echo 9140 ;; esac; }
 
 # nop_es256_script: server.js with an ES256 key next to the RSA one and the
 # bench-web client's ID tokens signed with it. The edits are checked: a
@@ -137,6 +142,11 @@ start() { # TARGET
 		"$BIN/gatehouse" -c "$GH/$t.yaml" serve >"$logf" 2>&1 &
 		SERVER_PID=$!
 		;;
+	floor)
+		[ -s "$GH/floor-discovery.json" ] || die "floor copies gh-pg's documents: list gh-pg before it in TARGETS"
+		"$BIN/floorserver" -listen "127.0.0.1:$(port floor)" -discovery "$GH/floor-discovery.json" -jwks "$GH/floor-jwks.json" >"$logf" 2>&1 &
+		SERVER_PID=$!
+		;;
 	nop | nop-es256)
 		[ -d "$WORK/nop/node_modules/oidc-provider" ] || die "$t needs $WORK/nop/node_modules (run-anchors.sh build)"
 		local script=server.js
@@ -146,6 +156,12 @@ start() { # TARGET
 		;;
 	esac
 	wait_http "http://127.0.0.1:$(port "$t")/.well-known/openid-configuration" || die "$t did not start, see $logf"
+	if [ "$t" = gh-pg ]; then
+		# The floor target serves these bytes, pointed at its own port.
+		curl -fsS "http://127.0.0.1:$(port gh-pg)/.well-known/openid-configuration" |
+			sed "s#127.0.0.1:$(port gh-pg)#127.0.0.1:$(port floor)#g" >"$GH/floor-discovery.json"
+		curl -fsS "http://127.0.0.1:$(port gh-pg)/.well-known/jwks.json" >"$GH/floor-jwks.json"
+	fi
 }
 
 secret() { jq -r .client_secret "$GH/$1.json"; }
@@ -188,6 +204,8 @@ measure() { # TARGET
 			nop:cc-jwt) ;; # opaque access tokens only
 			nop-es256:refresh | nop-es256:sso) run nop-es256 nop-es256 "$s" "$c" -client-id bench-web -client-secret "$NOP_SECRET" ;;
 			nop-es256:*) ;; # the same as nop
+			floor:discovery | floor:jwks) run floor floor "$s" "$c" ;;
+			floor:*) ;; # fixed documents only
 			nop:cc | nop:introspect) run nop nop "$s" "$c" -client-id bench-cc -client-secret "$NOP_SECRET" ;;
 			nop:*) run nop nop "$s" "$c" -client-id bench-web -client-secret "$NOP_SECRET" ;;
 			*:cc | *:introspect | *:discovery | *:jwks) run "$t" "$t" "$s" "$c" -client-id bench-cc -client-secret "$(secret "$t-cc")" ;;
