@@ -444,10 +444,11 @@ type Throttle interface {
 	// Hit adds one to key's counter and returns the new count. The counter
 	// starts its window at the first hit and is reset window after it.
 	Hit(ctx context.Context, key string, window time.Duration) (int64, error)
-	// Count returns the current count (0 when absent or expired).
-	Count(ctx context.Context, key string) (int64, error)
-	// Reset clears key's counter.
-	Reset(ctx context.Context, key string) error
+	// Count returns the current counts of keys, in their order (0 when
+	// absent or expired). Several keys cost one round trip.
+	Count(ctx context.Context, keys ...string) ([]int64, error)
+	// Reset clears the keys' counters, in one round trip.
+	Reset(ctx context.Context, keys ...string) error
 }
 
 // Pinger is implemented by every backend: Ping checks the server answers.

@@ -913,3 +913,49 @@ func TestSSOAddsClientToSessionOnce(t *testing.T) {
 		t.Fatalf("sessions %+v (%v), want one listing portal and shop", sessions, err)
 	}
 }
+
+// countingThrottle counts the throttle's storage calls: each is a round trip
+// on Redis or SQL.
+type countingThrottle struct {
+	storage.Throttle
+	mu                  sync.Mutex
+	counts, resets, hit int
+}
+
+func (c *countingThrottle) Count(ctx context.Context, keys ...string) ([]int64, error) {
+	c.mu.Lock()
+	c.counts++
+	c.mu.Unlock()
+	return c.Throttle.Count(ctx, keys...)
+}
+
+func (c *countingThrottle) Reset(ctx context.Context, keys ...string) error {
+	c.mu.Lock()
+	c.resets++
+	c.mu.Unlock()
+	return c.Throttle.Reset(ctx, keys...)
+}
+
+func (c *countingThrottle) Hit(ctx context.Context, key string, window time.Duration) (int64, error) {
+	c.mu.Lock()
+	c.hit++
+	c.mu.Unlock()
+	return c.Throttle.Hit(ctx, key, window)
+}
+
+// A successful sign-in reads the account's and the address's locks in one
+// call and clears the account's counter and lock in another: two round
+// trips, not one per key.
+func TestSuccessfulSignInTouchesTheThrottleTwice(t *testing.T) {
+	ct := &countingThrottle{}
+	e := newEnv(t, func(c *login.Config) {
+		ct.Throttle = c.Throttle
+		c.Throttle = ct
+	})
+	e.signIn(false)
+	ct.mu.Lock()
+	defer ct.mu.Unlock()
+	if ct.counts != 1 || ct.resets != 1 || ct.hit != 0 {
+		t.Errorf("throttle calls: %d Count, %d Reset, %d Hit; want 1, 1, 0", ct.counts, ct.resets, ct.hit)
+	}
+}

@@ -103,15 +103,20 @@ func (t *throttle) backoff(count, max int64) time.Duration {
 }
 
 // locked returns how long the caller should wait when any subject is locked,
-// or 0.
+// or 0. The locks are read together (one round trip); the failure counts
+// only of locked subjects.
 func (t *throttle) locked(ctx context.Context, subjects ...subject) (time.Duration, error) {
+	keys := make([]string, len(subjects))
+	for i, s := range subjects {
+		keys[i] = lockKey(s)
+	}
+	locks, err := t.store.Count(ctx, keys...)
+	if err != nil {
+		return 0, fmt.Errorf("reading login locks: %w", err)
+	}
 	var wait time.Duration
-	for _, s := range subjects {
-		n, err := t.store.Count(ctx, lockKey(s))
-		if err != nil {
-			return 0, fmt.Errorf("reading login lock: %w", err)
-		}
-		if n == 0 {
+	for i, s := range subjects {
+		if locks[i] == 0 {
 			continue
 		}
 		// The lock was set for backoff(failures at that time), and failures
@@ -121,7 +126,7 @@ func (t *throttle) locked(ctx context.Context, subjects ...subject) (time.Durati
 		if err != nil {
 			return 0, fmt.Errorf("reading login failures: %w", err)
 		}
-		wait = max(wait, t.backoff(fails, s.max))
+		wait = max(wait, t.backoff(fails[0], s.max))
 	}
 	return wait, nil
 }
@@ -143,13 +148,10 @@ func (t *throttle) fail(ctx context.Context, subjects ...subject) error {
 	return nil
 }
 
-// succeed resets a subject's failures.
+// succeed resets a subject's failures and lock, in one round trip.
 func (t *throttle) succeed(ctx context.Context, s subject) error {
-	if err := t.store.Reset(ctx, s.key); err != nil {
+	if err := t.store.Reset(ctx, s.key, lockKey(s)); err != nil {
 		return fmt.Errorf("resetting login failures: %w", err)
-	}
-	if err := t.store.Reset(ctx, lockKey(s)); err != nil {
-		return fmt.Errorf("resetting login lock: %w", err)
 	}
 	return nil
 }

@@ -920,20 +920,24 @@ func (s *Store) Hit(_ context.Context, key string, window time.Duration) (int64,
 }
 
 // Count implements storage.Throttle.
-func (s *Store) Count(_ context.Context, key string) (int64, error) {
+func (s *Store) Count(_ context.Context, keys ...string) ([]int64, error) {
 	now := s.lock()
 	defer s.mu.Unlock()
-	c, ok := s.throttle[key]
-	if !ok || !now.Before(c.resetAt) {
-		return 0, nil
+	out := make([]int64, len(keys))
+	for i, key := range keys {
+		if c, ok := s.throttle[key]; ok && now.Before(c.resetAt) {
+			out[i] = c.n
+		}
 	}
-	return c.n, nil
+	return out, nil
 }
 
 // Reset implements storage.Throttle.
-func (s *Store) Reset(_ context.Context, key string) error {
+func (s *Store) Reset(_ context.Context, keys ...string) error {
 	s.lock()
 	defer s.mu.Unlock()
-	delete(s.throttle, key)
+	for _, key := range keys {
+		delete(s.throttle, key)
+	}
 	return nil
 }

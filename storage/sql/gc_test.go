@@ -66,8 +66,8 @@ func TestGarbageCollect(t *testing.T) {
 				t.Errorf("live replay entry %s: UseOnce = %v, want ErrConflict", sig, err)
 			}
 		}
-		if c, err := st.Count(ctx, "k"); err != nil || c != 1 {
-			t.Errorf("live throttle counter = %d, %v; want 1", c, err)
+		if c, err := st.Count(ctx, "k"); err != nil || c[0] != 1 {
+			t.Errorf("live throttle counter = %v, %v; want 1", c, err)
 		}
 		if _, err := st.GetConsent(ctx, "u", "forever"); err != nil {
 			t.Errorf("consent without expiry: %v", err)

@@ -3,6 +3,7 @@ package sql
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/gatehouse-idp/gatehouse/storage"
@@ -49,24 +50,54 @@ func (s *Store) Hit(ctx context.Context, key string, window time.Duration) (int6
 	return hits, nil
 }
 
-// Count implements storage.Throttle.
-func (s *Store) Count(ctx context.Context, key string) (int64, error) {
-	var hits int64
-	err := s.queryRow(ctx, s.r, "SELECT hits FROM throttle WHERE throttle_key = ? AND expires_at > ?",
-		key, s.now().UnixMicro()).Scan(&hits)
-	if err != nil {
-		err = mapErr("reading throttle count", err)
-		if storageNotFound(err) {
-			return 0, nil
-		}
-		return 0, err
+// Count implements storage.Throttle: one query for all keys.
+func (s *Store) Count(ctx context.Context, keys ...string) ([]int64, error) {
+	const doing = "reading throttle counts"
+	out := make([]int64, len(keys))
+	if len(keys) == 0 {
+		return out, nil
 	}
-	return hits, nil
+	args := make([]any, 0, len(keys)+1)
+	args = append(args, s.now().UnixMicro())
+	for _, k := range keys {
+		args = append(args, k)
+	}
+	rows, err := s.query(ctx, s.r, "SELECT throttle_key, hits FROM throttle WHERE expires_at > ? AND throttle_key IN (?"+
+		strings.Repeat(", ?", len(keys)-1)+")", args...)
+	if err != nil {
+		return nil, mapErr(doing, err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var (
+			key  string
+			hits int64
+		)
+		if err := rows.Scan(&key, &hits); err != nil {
+			return nil, mapErr(doing, err)
+		}
+		for i, k := range keys {
+			if k == key {
+				out[i] = hits
+			}
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, mapErr(doing, err)
+	}
+	return out, nil
 }
 
-// Reset implements storage.Throttle.
-func (s *Store) Reset(ctx context.Context, key string) error {
-	if _, err := s.exec(ctx, s.w, "DELETE FROM throttle WHERE throttle_key = ?", key); err != nil {
+// Reset implements storage.Throttle: one statement for all keys.
+func (s *Store) Reset(ctx context.Context, keys ...string) error {
+	if len(keys) == 0 {
+		return nil
+	}
+	args := make([]any, len(keys))
+	for i, k := range keys {
+		args[i] = k
+	}
+	if _, err := s.exec(ctx, s.w, "DELETE FROM throttle WHERE throttle_key IN (?"+strings.Repeat(", ?", len(keys)-1)+")", args...); err != nil {
 		return mapErr("resetting throttle", err)
 	}
 	return nil

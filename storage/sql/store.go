@@ -297,5 +297,3 @@ func pageLimit(p storage.Page) int {
 	}
 	return p.Limit
 }
-
-func storageNotFound(err error) bool { return errors.Is(err, storage.ErrNotFound) }

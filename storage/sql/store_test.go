@@ -302,8 +302,8 @@ func TestConcurrentWriters(t *testing.T) {
 		for err := range errs {
 			t.Error(err)
 		}
-		if n, err := st.Count(ctx, "login:alice"); err != nil || n != 50 {
-			t.Errorf("Count = %d, %v; want 50", n, err)
+		if n, err := st.Count(ctx, "login:alice"); err != nil || n[0] != 50 {
+			t.Errorf("Count = %v, %v; want 50", n, err)
 		}
 		users, err := st.ListUsers(ctx, storage.Page{})
 		if err != nil || len(users) != 50 {

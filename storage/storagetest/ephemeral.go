@@ -767,9 +767,16 @@ func testConcurrentUseOnce(t *testing.T, ctx context.Context, s storage.Ephemera
 }
 
 func testThrottle(t *testing.T, ctx context.Context, s storage.Ephemeral) {
-	n, err := s.Count(ctx, "login:alice")
-	must(t, err, "Count of an absent key")
-	if n != 0 {
+	count := func(key string) int64 {
+		t.Helper()
+		n, err := s.Count(ctx, key)
+		must(t, err, "Count of "+key)
+		if len(n) != 1 {
+			t.Fatalf("Count of one key returned %d counts", len(n))
+		}
+		return n[0]
+	}
+	if n := count("login:alice"); n != 0 {
 		t.Errorf("Count of an absent key: %d, want 0", n)
 	}
 	for want := int64(1); want <= 3; want++ {
@@ -782,20 +789,33 @@ func testThrottle(t *testing.T, ctx context.Context, s storage.Ephemeral) {
 	if n, err := s.Hit(ctx, "login:bob", time.Hour); err != nil || n != 1 {
 		t.Errorf("Hit of another key: %d, %v; want 1", n, err)
 	}
-	if n, err := s.Count(ctx, "login:alice"); err != nil || n != 3 {
-		t.Errorf("Count after 3 hits: %d, %v; want 3", n, err)
+	if n := count("login:alice"); n != 3 {
+		t.Errorf("Count after 3 hits: %d, want 3", n)
+	}
+	// Several keys at once come back in the order asked, absent ones as 0.
+	ns, err := s.Count(ctx, "login:bob", "login:absent", "login:alice")
+	must(t, err, "Count of three keys")
+	if fmt.Sprint(ns) != "[1 0 3]" {
+		t.Errorf("Count(bob, absent, alice) = %v, want [1 0 3]", ns)
 	}
 	must(t, s.Reset(ctx, "login:alice"), "Reset")
-	if n, err := s.Count(ctx, "login:alice"); err != nil || n != 0 {
-		t.Errorf("Count after Reset: %d, %v; want 0", n, err)
+	if n := count("login:alice"); n != 0 {
+		t.Errorf("Count after Reset: %d, want 0", n)
 	}
-	if n, err := s.Count(ctx, "login:bob"); err != nil || n != 1 {
-		t.Errorf("Count of another key after Reset: %d, %v; want 1", n, err)
+	if n := count("login:bob"); n != 1 {
+		t.Errorf("Count of another key after Reset: %d, want 1", n)
 	}
 	if n, err := s.Hit(ctx, "login:alice", time.Hour); err != nil || n != 1 {
 		t.Errorf("Hit after Reset: %d, %v; want 1", n, err)
 	}
 	must(t, s.Reset(ctx, "login:absent"), "Reset of an absent key")
+	// Reset of several keys clears each, absent ones included.
+	must(t, s.Reset(ctx, "login:alice", "login:absent", "login:bob"), "Reset of three keys")
+	ns, err = s.Count(ctx, "login:alice", "login:bob")
+	must(t, err, "Count after Reset of three keys")
+	if fmt.Sprint(ns) != "[0 0]" {
+		t.Errorf("Count after Reset of both: %v, want [0 0]", ns)
+	}
 }
 
 func testThrottleConcurrent(t *testing.T, ctx context.Context, s storage.Ephemeral) {
@@ -816,7 +836,7 @@ func testThrottleConcurrent(t *testing.T, ctx context.Context, s storage.Ephemer
 			t.Fatalf("%d concurrent Hits returned counts %v, want each of 1..%d once", concurrency, counts, concurrency)
 		}
 	}
-	if n, err := s.Count(ctx, "login:raced"); err != nil || n != concurrency {
-		t.Errorf("Count after %d concurrent Hits: %d, %v", concurrency, n, err)
+	if n, err := s.Count(ctx, "login:raced"); err != nil || len(n) != 1 || n[0] != concurrency {
+		t.Errorf("Count after %d concurrent Hits: %v, %v", concurrency, n, err)
 	}
 }
