@@ -2,6 +2,7 @@ package server
 
 import (
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"runtime/debug"
@@ -27,12 +28,13 @@ func (s *Server) wrap(h http.Handler, listener string) http.Handler {
 // withRequestID honours a sane incoming X-Request-ID (a proxy's), or makes
 // one, and puts it in the context (hence every log line) and the response.
 func withRequestID(next http.Handler) http.Handler {
+	key := http.CanonicalHeaderKey(requestid.Header) // once, not per request
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		id := r.Header.Get(requestid.Header)
+		id := r.Header.Get(key)
 		if !requestid.Valid(id) {
 			id = requestid.New()
 		}
-		w.Header().Set(requestid.Header, id)
+		w.Header()[key] = []string{id}
 		next.ServeHTTP(w, r.WithContext(requestid.NewContext(r.Context(), id)))
 	})
 }
@@ -68,6 +70,9 @@ func (rec *statusRecorder) Unwrap() http.ResponseWriter { return rec.ResponseWri
 
 // accessLog logs one line per request. It logs the path only, never the
 // query string: queries carry authorization codes, tokens and state.
+//
+// Typed attributes (LogAttrs) rather than key-value pairs: the line is
+// written for every request, and boxing its numbers cost allocations.
 func (s *Server) accessLog(next http.Handler, listener string) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := s.cfg.Now()
@@ -78,14 +83,14 @@ func (s *Server) accessLog(next http.Handler, listener string) http.Handler {
 				// Nothing written: net/http sends 200 with an empty body.
 				status = http.StatusOK
 			}
-			s.log.InfoContext(r.Context(), "http request",
-				"listener", listener,
-				"method", r.Method,
-				"path", r.URL.Path,
-				"status", status,
-				"bytes", rec.bytes,
-				"duration_ms", float64(s.cfg.Now().Sub(start).Microseconds())/1000,
-				"remote_ip", remoteIP(r),
+			s.log.LogAttrs(r.Context(), slog.LevelInfo, "http request",
+				slog.String("listener", listener),
+				slog.String("method", r.Method),
+				slog.String("path", r.URL.Path),
+				slog.Int("status", status),
+				slog.Int64("bytes", rec.bytes),
+				slog.Float64("duration_ms", float64(s.cfg.Now().Sub(start).Microseconds())/1000),
+				slog.String("remote_ip", remoteIP(r)),
 			)
 		}()
 		next.ServeHTTP(rec, r)
@@ -104,7 +109,12 @@ func remoteIP(r *http.Request) string {
 // its stack go to the log only; the client sees the request ID to quote.
 func (s *Server) recoverPanics(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		rec := &statusRecorder{ResponseWriter: w}
+		// The access log's recorder, when it is the writer, already knows
+		// whether the header went out.
+		rec, ok := w.(*statusRecorder)
+		if !ok {
+			rec = &statusRecorder{ResponseWriter: w}
+		}
 		defer func() {
 			v := recover()
 			if v == nil {
@@ -134,17 +144,28 @@ func (s *Server) recoverPanics(next http.Handler) http.Handler {
 // securityHeaders sets the headers every answer carries. Handlers that must
 // loosen the Content-Security-Policy (a form_post response posting to the
 // client) replace it with web.ContentSecurityPolicy(origins...).
+//
+// The values are built once and shared by every response: assigning the
+// canonical key directly skips Header.Set's canonicalization and a slice per
+// header. Sharing is safe because nothing writes into a header's slice in
+// place: Set replaces it, and Add appends to a full slice, which copies.
 func (s *Server) securityHeaders(next http.Handler) http.Handler {
-	csp := web.ContentSecurityPolicy()
+	var (
+		csp       = []string{web.ContentSecurityPolicy()}
+		deny      = []string{"DENY"}
+		nosniff   = []string{"nosniff"}
+		noReferer = []string{"no-referrer"}
+		hsts      = []string{"max-age=63072000"}
+	)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h := w.Header()
-		h.Set("Content-Security-Policy", csp)
-		h.Set("X-Frame-Options", "DENY")
-		h.Set("X-Content-Type-Options", "nosniff")
-		h.Set("Referrer-Policy", "no-referrer")
+		h["Content-Security-Policy"] = csp
+		h["X-Frame-Options"] = deny
+		h["X-Content-Type-Options"] = nosniff
+		h["Referrer-Policy"] = noReferer
 		if s.hsts {
 			// RFC 6797: only meaningful, and only honoured, over https.
-			h.Set("Strict-Transport-Security", "max-age=63072000")
+			h["Strict-Transport-Security"] = hsts
 		}
 		next.ServeHTTP(w, r)
 	})

@@ -6,6 +6,7 @@ import (
 	"crypto"
 	"encoding/json"
 	"errors"
+	"github.com/gatehouse-idp/gatehouse/server/web"
 	"io"
 	"log/slog"
 	"net/http"
@@ -90,7 +91,7 @@ type fixture struct {
 
 const testJWKS = `{"keys":[]}`
 
-func testRing(t *testing.T) *secrets.Keyring {
+func testRing(t testing.TB) *secrets.Keyring {
 	t.Helper()
 	ring, err := secrets.NewKeyring(bytes.Repeat([]byte{7}, 32))
 	if err != nil {
@@ -118,7 +119,7 @@ func (testKeys) Algorithms() []string               { return []string{"RS256"} }
 func (testKeys) List() []keys.KeyInfo               { return nil }
 func (testKeys) Rotate(context.Context, bool) error { return errors.New("no rotation in this test") }
 
-func newFixture(t *testing.T, mod func(*Config)) *fixture {
+func newFixture(t testing.TB, mod func(*Config)) *fixture {
 	t.Helper()
 	f := &fixture{logs: &syncBuffer{}, durable: &pingStore{}, ephemeral: &pingStore{}}
 	cfg := Config{
@@ -417,5 +418,29 @@ func TestBodyLimit(t *testing.T) {
 	var mbe *http.MaxBytesError
 	if !errors.As(readErr, &mbe) {
 		t.Fatalf("body over the limit: err = %v, want *http.MaxBytesError", readErr)
+	}
+}
+
+// The security headers' values are shared by every response (built once):
+// a handler that adds to one or replaces one changes its own response only.
+func TestSecurityHeaderValuesAreNotSharedMutably(t *testing.T) {
+	f := newFixture(t, nil)
+	widen := f.srv.securityHeaders(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Add("X-Frame-Options", "SAMEORIGIN")
+		w.Header().Add("Referrer-Policy", "origin")
+		w.Header().Set("Content-Security-Policy", "default-src 'self'")
+	}))
+	plain := f.srv.securityHeaders(http.NotFoundHandler())
+	if got := do(widen, http.MethodGet, "/", nil, nil).Header().Values("X-Frame-Options"); len(got) != 2 {
+		t.Fatalf("the widening handler's X-Frame-Options = %q, want DENY and SAMEORIGIN", got)
+	}
+	h := do(plain, http.MethodGet, "/", nil, nil).Header()
+	for k, want := range map[string]string{"X-Frame-Options": "DENY", "Referrer-Policy": "no-referrer", "X-Content-Type-Options": "nosniff"} {
+		if got := h.Values(k); len(got) != 1 || got[0] != want {
+			t.Errorf("next response's %s = %q, want only %q", k, got, want)
+		}
+	}
+	if got := h.Get("Content-Security-Policy"); got != web.ContentSecurityPolicy() {
+		t.Errorf("next response's CSP = %q, want the default", got)
 	}
 }

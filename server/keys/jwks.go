@@ -2,7 +2,6 @@ package keys
 
 import (
 	"net/http"
-	"strconv"
 	"strings"
 )
 
@@ -18,8 +17,16 @@ const JWKSContentType = "application/jwk-set+json"
 // never per request. Responses carry Cache-Control max-age=JWKSMaxAge and a
 // strong ETag, and a matching If-None-Match gets 304 (RFC 9110 §13.1.2).
 // The caller mounts it at JWKSPath.
+//
+// Header values are shared slices assigned under their canonical keys (no
+// per-request canonicalization or allocation); see server.securityHeaders
+// for why sharing them is safe.
 func (m *Manager) JWKSHandler() http.Handler {
-	cacheControl := "public, max-age=" + m.maxAge()
+	var (
+		cacheControl = []string{"public, max-age=" + m.maxAge()}
+		anyOrigin    = []string{"*"}
+		contentType  = []string{JWKSContentType}
+	)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
 			w.Header().Set("Allow", "GET, HEAD")
@@ -28,16 +35,16 @@ func (m *Manager) JWKSHandler() http.Handler {
 		}
 		s := m.snap.Load()
 		h := w.Header()
-		h.Set("Cache-Control", cacheControl)
-		h.Set("ETag", s.etag)
+		h["Cache-Control"] = cacheControl
+		h["Etag"] = s.etagHeader
 		// Public keys: any origin may read them (browser-based relying parties).
-		h.Set("Access-Control-Allow-Origin", "*")
+		h["Access-Control-Allow-Origin"] = anyOrigin
 		if etagMatches(r.Header.Get("If-None-Match"), s.etag) {
 			w.WriteHeader(http.StatusNotModified)
 			return
 		}
-		h.Set("Content-Type", JWKSContentType)
-		h.Set("Content-Length", strconv.Itoa(len(s.body)))
+		h["Content-Type"] = contentType
+		h["Content-Length"] = s.lengthHeader
 		w.WriteHeader(http.StatusOK)
 		if r.Method == http.MethodGet {
 			_, _ = w.Write(s.body)

@@ -72,6 +72,8 @@ type snapshot struct {
 	jwks    jose.JSONWebKeySet
 	body    []byte // the encoded JWKS
 	etag    string
+	// The JWKS response's per-snapshot header values, built once (jwks.go).
+	etagHeader, lengthHeader []string
 }
 
 type signer struct {
@@ -534,6 +536,7 @@ func (m *Manager) build(set storage.KeySet, prev *snapshot) (*snapshot, error) {
 		return nil, fmt.Errorf("keys: encoding jwks: %w", err)
 	}
 	s.body, s.etag = body, etagOf(body)
+	s.etagHeader, s.lengthHeader = []string{s.etag}, []string{strconv.Itoa(len(body))}
 	return s, nil
 }
 

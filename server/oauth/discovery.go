@@ -84,13 +84,18 @@ func (p *Provider) metadata() map[string]any {
 	return md
 }
 
+var (
+	discoveryContentType  = []string{"application/json"}
+	discoveryCacheControl = []string{"public, max-age=3600"}
+)
+
 func (p *Provider) encodeDiscovery() error {
 	b, err := json.Marshal(p.metadata())
 	if err != nil {
 		return fmt.Errorf("encoding discovery document: %w", err)
 	}
 	p.openIDConfig = b
-	p.openIDConfigLen = strconv.Itoa(len(b))
+	p.openIDConfigLen = []string{strconv.Itoa(len(b))}
 	return nil
 }
 
@@ -103,9 +108,11 @@ func (p *Provider) Discovery(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
 		return
 	}
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Cache-Control", "public, max-age=3600")
+	// Shared, pre-built values under canonical keys (as server.securityHeaders).
+	h := w.Header()
+	h["Content-Type"] = discoveryContentType
+	h["Cache-Control"] = discoveryCacheControl
 	// Without a length, a document over 2 KB would go out chunked.
-	w.Header().Set("Content-Length", p.openIDConfigLen)
+	h["Content-Length"] = p.openIDConfigLen
 	_, _ = w.Write(p.openIDConfig)
 }

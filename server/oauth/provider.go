@@ -158,7 +158,7 @@ type Provider struct {
 	pending *ttlcache.Cache[string, storage.Request]
 
 	openIDConfig    []byte // the pre-encoded discovery document
-	openIDConfigLen string
+	openIDConfigLen []string
 }
 
 // New builds a Provider.
