@@ -2,7 +2,7 @@
 # loadtest.sh: Gatehouse side by side with node-oidc-provider under the
 # oidcload harness, in one sitting, alternating the servers (docs/performance.md).
 #
-#   .ci/loadtest.sh                                  # gh-pg gh-sqlite nop nop-es256, every scenario, c=1 and 32
+#   .ci/loadtest.sh                                  # gh-pg gh-sqlite nop nop-es256 floor, every scenario, c=1 and 32
 #   TARGETS="gh-pg nop" SCENARIOS="cc jwks" CONCURRENCY=32 .ci/loadtest.sh
 #   SOAK=300s .ci/loadtest.sh soak                   # bounded soak of gh-pg (RSS sampled every 10 s)
 #
@@ -32,7 +32,7 @@ REPO="$(cd "$(dirname "$0")/.." && pwd)"
 BENCH="${BENCH:-$REPO/../shared/bench}"
 WORK="${WORK:-${TMPDIR:-/tmp}/oidcload-anchors}"
 OUT="${OUT:-$WORK/results/$(date -u +%Y%m%dT%H%M%SZ)}"
-TARGETS="${TARGETS:-gh-pg gh-sqlite nop nop-es256}"
+TARGETS="${TARGETS:-gh-pg gh-sqlite nop nop-es256 floor}"
 SCENARIOS="${SCENARIOS:-discovery jwks cc cc-jwt introspect refresh authcode sso}"
 CONCURRENCY="${CONCURRENCY:-1 32}"
 DURATION="${DURATION:-5s}"
