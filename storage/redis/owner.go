@@ -23,17 +23,16 @@ import (
 // latest member.
 //
 // KEYS[1] the owner index; ARGV score, grant, score, grant, ...
-var ownerIndexScript = goredis.NewScript(ownerIndexFunc + `
+var ownerIndexScript = goredis.NewScript(nowMsFunc + ownerIndexFunc + `
 return ownerIndex(KEYS[1], ARGV)
 `)
 
 // ownerIndexFunc is ownerIndexScript's body as a Lua function, shared with
-// grantPointersScript.
+// grantPointersScript; both define nowMs first (nowMsFunc).
 const ownerIndexFunc = `
 local function ownerIndex(key, args)
   redis.call('ZADD', key, 'GT', unpack(args))
-  local t = redis.call('TIME')
-  redis.call('ZREMRANGEBYSCORE', key, '-inf', t[1] * 1000 + math.floor(t[2] / 1000))
+  redis.call('ZREMRANGEBYSCORE', key, '-inf', nowMs())
   local top = redis.call('ZRANGE', key, -1, -1, 'WITHSCORES')
   if #top > 0 then redis.call('PEXPIREAT', key, top[2]) end
   return #top

@@ -25,7 +25,23 @@ import goredis "github.com/redis/go-redis/v9"
 //
 // Order of application: deactivate, revoke, delete, create, so that a batch
 // may revoke a grant's old tokens and create its new ones together.
-var grantScript = goredis.NewScript(grantScriptBody)
+var grantScript = goredis.NewScript(nowMsFunc + grantScriptBody)
+
+// nowMsFunc defines nowMs(): Redis's clock in Unix milliseconds, read once per
+// script run. Index pruning and expiry use the server's clock, and a script
+// that maintains several indexes (grantPointersScript: the grant's and its
+// owners') would otherwise ask for it each time; every redis.call costs a
+// few microseconds on top of its command.
+const nowMsFunc = `
+local nowMsValue
+local function nowMs()
+  if not nowMsValue then
+    local t = redis.call('TIME')
+    nowMsValue = t[1] * 1000 + math.floor(t[2] / 1000)
+  end
+  return nowMsValue
+end
+`
 
 const grantScriptBody = `
 local now = tonumber(ARGV[1])
@@ -43,9 +59,13 @@ for i = 1, nd do
   if not v[2] or tonumber(v[2]) <= now then return {'notfound', i} end
   if v[1] ~= '1' then return {'inactive', i} end
 end
+local fresh = {}
 for i = 1, nc do
   local x = redis.call('HGET', KEYS[1 + nd + i], 'x')
   if x and tonumber(x) > now then return {'conflict', i} end
+  -- Every record has x: without it the key is absent, and stays so (the
+  -- steps before creation only delete).
+  fresh[i] = not x
 end
 
 for i = 1, nd do redis.call('HSET', KEYS[1 + i], 'a', '0') end
@@ -67,15 +87,15 @@ for i = 1, nx do
 end
 for i = 1, nc do
   local k, o = KEYS[1 + nd + i], cargs + 5 * (i - 1)
-  redis.call('DEL', k)
+  -- An expired record's key may still hold its fields until Redis drops it.
+  if not fresh[i] then redis.call('DEL', k) end
   redis.call('HSET', k, 'd', ARGV[o + 1], 'a', ARGV[o + 2], 'x', ARGV[o + 3])
   redis.call('PEXPIREAT', k, ARGV[o + 4])
   redis.call('ZADD', KEYS[1], ARGV[o + 4], ARGV[o])
 end
 
 -- The index lives as long as its longest-lived record.
-local t = redis.call('TIME')
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', t[1] * 1000 + math.floor(t[2] / 1000))
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', nowMs())
 local top = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')
 if #top > 0 then redis.call('PEXPIREAT', KEYS[1], top[2]) end
 return removed
@@ -97,7 +117,7 @@ return removed
 // KEYS and ARGV are grantScript's, followed by np claimed pointer keys, then
 // nrel pointer keys to release, then no owner index keys; and by np, nrel,
 // the grant id, no, and per owner index its argument count and arguments.
-var grantPointersScript = goredis.NewScript(ownerIndexFunc + `
+var grantPointersScript = goredis.NewScript(nowMsFunc + ownerIndexFunc + `
 local nd, nc, nx = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
 local nr = tonumber(ARGV[6])
 local pa = 7 + math.max(nr, 0) + 5 * nc + nx

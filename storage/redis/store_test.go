@@ -173,6 +173,21 @@ func TestExpiredRecordsAreAbsent(t *testing.T) {
 		t.Fatalf("CreateRequest over an expired record: %v", err)
 	}
 	assertPresent(t, s, fresh)
+	// The same key, expired but not yet dropped by Redis, is rewritten whole:
+	// nothing of the old hash survives (the grant script deletes it first).
+	again := req(storage.KindAccessToken, "expired-same-key", "g5")
+	key := s.RequestKey(again)
+	if err := c.HSet(ctx, key, "d", "old", "a", "0", "x", past.UnixMicro(), "stale", "1").Err(); err != nil {
+		t.Fatal(err)
+	}
+	c.Expire(ctx, key, time.Minute)
+	if err := s.CreateRequest(ctx, again); err != nil {
+		t.Fatalf("CreateRequest over an expired record of the same grant: %v", err)
+	}
+	assertPresent(t, s, again)
+	if n, err := c.HExists(ctx, key, "stale").Result(); err != nil || n {
+		t.Errorf("a field of the expired record survived its replacement: %v, %v", n, err)
+	}
 	// While a pointer names a record that does not exist (yet), the signature is taken.
 	c.Set(ctx, s.PointerKey(storage.KindPAR, "in-flight"), "g3", time.Minute)
 	if err := s.CreateRequest(ctx, req(storage.KindPAR, "in-flight", "g4")); !errors.Is(err, storage.ErrConflict) {
