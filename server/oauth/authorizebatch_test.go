@@ -117,15 +117,8 @@ func (failingCreate) CreateRequest(context.Context, storage.Request) error {
 func TestAuthorizePendingStoreFails(t *testing.T) {
 	st := memoryStores()
 	e := newEnv(t, storage.Stores{Durable: st.Durable, Ephemeral: failingCreate{st.Ephemeral}})
-	conf := e.oauthConfig("web", webSecret, "openid")
-	resp, err := e.noRedirect.Get(conf.AuthCodeURL("state-0123456789", oauth2.S256ChallengeOption(oauth2.GenerateVerifier()),
-		oauth2.SetAuthURLParam("login_hint", "defer")))
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	loc, err := url.Parse(resp.Header.Get("Location"))
-	if err != nil || strings.HasPrefix(loc.Path, "/login") || loc.Query().Get("error") != "server_error" {
-		t.Fatalf("got %d %q, want a server_error redirect to the client", resp.StatusCode, resp.Header.Get("Location"))
+	status, loc := authorizeDeferred(t, e)
+	if loc == nil || strings.HasPrefix(loc.Path, "/login") || loc.Query().Get("error") != "server_error" {
+		t.Fatalf("got %d %v, want a server_error redirect to the client", status, loc)
 	}
 }

@@ -28,9 +28,10 @@ func pendingTraffic(c *roundTrips) (reads, claims int) {
 	return reads, claims
 }
 
-// startPending runs an authorization that stops at the login page and
-// returns the page's URL.
-func startPending(t *testing.T, e *env) *url.URL {
+// authorizeDeferred starts an authorization whose interaction defers to the
+// login page (login_hint=defer) and returns the status and the Location
+// (nil when it does not parse).
+func authorizeDeferred(t *testing.T, e *env) (int, *url.URL) {
 	t.Helper()
 	conf := e.oauthConfig("web", webSecret, "openid")
 	resp, err := e.noRedirect.Get(conf.AuthCodeURL("state-0123456789", oauth2.S256ChallengeOption(oauth2.GenerateVerifier()),
@@ -40,8 +41,19 @@ func startPending(t *testing.T, e *env) *url.URL {
 	}
 	resp.Body.Close()
 	loc, err := url.Parse(resp.Header.Get("Location"))
-	if err != nil || loc.Path != "/login" || loc.Query().Get("handle") == "" {
-		t.Fatalf("want a redirect to the login page, got %d %q", resp.StatusCode, resp.Header.Get("Location"))
+	if err != nil {
+		return resp.StatusCode, nil
+	}
+	return resp.StatusCode, loc
+}
+
+// startPending runs an authorization that stops at the login page and
+// returns the page's URL.
+func startPending(t *testing.T, e *env) *url.URL {
+	t.Helper()
+	status, loc := authorizeDeferred(t, e)
+	if loc == nil || loc.Path != "/login" || loc.Query().Get("handle") == "" {
+		t.Fatalf("want a redirect to the login page, got %d %v", status, loc)
 	}
 	return loc
 }
