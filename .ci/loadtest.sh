@@ -78,7 +78,7 @@ wait_http() { # url
 
 build() {
 	log "building gatehouse and oidcload"
-	(cd "$REPO" && go build -trimpath -o "$BIN/gatehouse" ./cmd/gatehouse)
+	make -s -C "$REPO" build BINARY="$BIN/gatehouse" # the release build, as deployed
 	(cd "$BENCH/oidcload" && go build -o "$BIN/oidcload" .)
 	(cd "$REPO" && go build -o "$BIN/floorserver" .ci/floorserver.go)
 }
