@@ -4,13 +4,21 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/base64"
-	"encoding/json"
 	"fmt"
 	"net/url"
 	"time"
 
+	gojson "github.com/goccy/go-json"
 	"github.com/ory/fosite"
 )
+
+// Stored requests are encoded at every token write and decoded at every read:
+// with encoding/json that was about a fifth of a refresh's CPU. goccy/go-json
+// does the same three times faster (BenchmarkCodec) and writes the same
+// documents (TestCodecStoredFormat, TestCodecReadableByEncodingJSON), so
+// records written by either are read by both across a rolling upgrade. It
+// only ever reads what this package wrote: input from clients and users
+// stays with encoding/json.
 
 // secretFormKeys are request parameters that are never persisted: client
 // credentials, PKCE verifiers, passwords and the codes and tokens themselves
@@ -83,7 +91,7 @@ func encodeRequest(r fosite.Requester, accessSignature string) ([]byte, error) {
 		}
 		p.Authorize = a
 	}
-	b, err := json.Marshal(p)
+	b, err := gojson.Marshal(p)
 	if err != nil {
 		return nil, fmt.Errorf("encoding request: %w", err)
 	}
@@ -135,7 +143,7 @@ func decodeRequestAs(ctx context.Context, clients clientGetter, data []byte, ses
 	if !withSession {
 		p.Session = &skippedSession{}
 	}
-	if err := json.Unmarshal(data, &p); err != nil {
+	if err := gojson.Unmarshal(data, &p); err != nil {
 		return nil, nil, fmt.Errorf("decoding request: %w", err)
 	}
 	client, err := clients.GetClient(ctx, p.ClientID)

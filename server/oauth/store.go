@@ -2,12 +2,12 @@ package oauth
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"sync"
 	"time"
 
+	gojson "github.com/goccy/go-json"
 	"github.com/ory/fosite"
 	"github.com/ory/fosite/handler/oauth2"
 	"github.com/ory/fosite/handler/openid"
@@ -436,7 +436,7 @@ func (s *Store) RotateRefreshToken(ctx context.Context, requestID, signature str
 	var p struct {
 		AccessSignature string `json:"access_signature"`
 	}
-	if err := json.Unmarshal(rec.Payload, &p); err != nil {
+	if err := gojson.Unmarshal(rec.Payload, &p); err != nil {
 		return fmt.Errorf("loading refresh token to rotate: %w", err)
 	}
 	if err := s.deactivate(ctx, storage.RequestRef{Kind: storage.KindRefreshToken, Signature: signature, RequestID: requestID}); err != nil {
