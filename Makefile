@@ -5,7 +5,7 @@ run:
 	go run ./cmd/gatehouse serve --dev
 
 # The binary to deploy: static (no libc to map, so it runs in a scratch or
-# distroless image and idles in 1.5 MB less, docs/performance.md, Memory), and
+# distroless image and idles in 1.5 MiB less, docs/performance.md, Memory), and
 # without the symbol table and DWARF (38 MB on disk instead of 55; panics and
 # pprof do not need them).
 BINARY ?= gatehouse
