@@ -68,6 +68,12 @@ for i = 1, nc do
   fresh[i] = not x
 end
 
+-- A batch that only creates records, on a grant whose index does not exist
+-- yet (a client_credentials token, a sign-in's code), leaves an index that
+-- holds exactly its records: nothing to prune, and its expiry is theirs.
+local newIndex = nd == 0 and nx == 0 and nr < 0 and nc > 0 and redis.call('EXISTS', KEYS[1]) == 0
+local latest = 0
+
 for i = 1, nd do redis.call('HSET', KEYS[1 + i], 'a', '0') end
 local removed = {'ok'}
 if nr >= 0 then
@@ -92,9 +98,14 @@ for i = 1, nc do
   redis.call('HSET', k, 'd', ARGV[o + 1], 'a', ARGV[o + 2], 'x', ARGV[o + 3])
   redis.call('PEXPIREAT', k, ARGV[o + 4])
   redis.call('ZADD', KEYS[1], ARGV[o + 4], ARGV[o])
+  latest = math.max(latest, tonumber(ARGV[o + 4]))
 end
 
 -- The index lives as long as its longest-lived record.
+if newIndex then
+  redis.call('PEXPIREAT', KEYS[1], latest)
+  return removed
+end
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', nowMs())
 local top = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')
 if #top > 0 then redis.call('PEXPIREAT', KEYS[1], top[2]) end

@@ -785,3 +785,60 @@ func TestOpenWarnsWithoutPersistence(t *testing.T) {
 		t.Errorf("persistence off = %v but warned = %v: %s", off, warned, logs)
 	}
 }
+
+// A grant's index expires with its longest-lived record, to the millisecond,
+// whether the batch that wrote it created the index (the shortcut that skips
+// pruning) or added to one that existed.
+func TestGrantIndexExpiresWithItsLatestRecord(t *testing.T) {
+	s := redistest.New(t)
+	ctx := ctxT(t)
+	base := time.Now().Add(time.Hour).Truncate(time.Millisecond)
+	at := func(kind storage.RequestKind, sig, grant string, exp time.Time) storage.Request {
+		r := req(kind, sig, grant)
+		r.ExpiresAt = exp
+		return r
+	}
+	expiry := func(grant string) time.Time {
+		t.Helper()
+		ms, err := s.Client().PExpireTime(ctx, s.GrantIndexKey(grant)).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return time.UnixMilli(ms.Milliseconds())
+	}
+	// New index, several records: the latest one's expiry, not the last written.
+	if err := s.ApplyRequests(ctx, storage.RequestBatch{Create: []storage.Request{
+		at(storage.KindAccessToken, "a1", "g1", base.Add(2*time.Hour)),
+		at(storage.KindRefreshToken, "r1", "g1", base.Add(5*time.Hour)),
+		at(storage.KindOIDC, "o1", "g1", base),
+	}}); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := expiry("g1"), base.Add(5*time.Hour); !got.Equal(want) {
+		t.Fatalf("new index expires at %v, want %v", got, want)
+	}
+	// New index through CreateRequest.
+	if err := s.CreateRequest(ctx, at(storage.KindAccessToken, "a2", "g2", base)); err != nil {
+		t.Fatal(err)
+	}
+	if got := expiry("g2"); !got.Equal(base) {
+		t.Fatalf("new index expires at %v, want %v", got, base)
+	}
+	// An existing index is extended by a longer-lived record and not
+	// shortened by a shorter-lived one.
+	for _, c := range []struct {
+		sig  string
+		exp  time.Time
+		want time.Time
+	}{
+		{"a3", base.Add(3 * time.Hour), base.Add(3 * time.Hour)},
+		{"a4", base.Add(time.Minute), base.Add(3 * time.Hour)},
+	} {
+		if err := s.ApplyRequests(ctx, storage.RequestBatch{Create: []storage.Request{at(storage.KindAccessToken, c.sig, "g2", c.exp)}}); err != nil {
+			t.Fatal(err)
+		}
+		if got := expiry("g2"); !got.Equal(c.want) {
+			t.Fatalf("after %s: index expires at %v, want %v", c.sig, got, c.want)
+		}
+	}
+}
