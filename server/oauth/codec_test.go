@@ -5,10 +5,13 @@ import (
 	"encoding/json"
 	"net/url"
 	"reflect"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/ory/fosite"
+	"github.com/ory/fosite/token/jwt"
 )
 
 type oneClient struct{ c fosite.Client }
@@ -16,10 +19,10 @@ type oneClient struct{ c fosite.Client }
 func (o oneClient) GetClient(context.Context, string) (fosite.Client, error) { return o.c, nil }
 
 // TestCodecStoredFormat: the session is encoded inline in one pass, and the
-// bytes are those of the earlier two-pass encoding (session marshalled on its
-// own, embedded as raw JSON), so records stored by an older release (refresh
-// tokens live for weeks) decode unchanged. (Field order may differ; the
-// documents are equal.)
+// document is that of the earlier two-pass encoding (session marshalled on its
+// own, embedded as raw JSON) less the session's empty strings, zero times and
+// nil claim lists (storedSession). (Field order may differ; the documents are
+// equal.) TestStoredSessionLeavesOutZeros checks that both forms decode the same.
 func TestCodecStoredFormat(t *testing.T) {
 	const issuer = "https://id.example"
 	sess := NewSession(issuer)
@@ -61,7 +64,7 @@ func TestCodecStoredFormat(t *testing.T) {
 		payload
 		Session json.RawMessage `json:"session,omitempty"`
 	}
-	old := oldPayload{Session: rawSession}
+	old := oldPayload{Session: leaveOutZeros(t, rawSession)}
 	if err := json.Unmarshal(got, &old.payload); err != nil {
 		t.Fatal(err)
 	}
@@ -192,5 +195,157 @@ func TestCodecReadableByEncodingJSON(t *testing.T) {
 				t.Fatalf("form %v", fromOurs.GetRequestForm())
 			}
 		})
+	}
+}
+
+// leaveOutZeros is the session document as storedSession writes it: the
+// earlier document less its empty strings, zero times and the claims' null
+// lists.
+func leaveOutZeros(t *testing.T, session []byte) json.RawMessage {
+	t.Helper()
+	var m map[string]any
+	if err := json.Unmarshal(session, &m); err != nil {
+		t.Fatal(err)
+	}
+	zero := func(v any, claimList bool) bool {
+		return v == "" || v == "0001-01-01T00:00:00Z" || (claimList && v == nil)
+	}
+	for _, k := range []string{"username", "subject"} {
+		if zero(m[k], false) {
+			delete(m, k)
+		}
+	}
+	if c, ok := m["id_token_claims"].(map[string]any); ok {
+		for k, v := range c {
+			if k != "ext" && zero(v, k == "aud" || k == "amr") {
+				delete(c, k)
+			}
+		}
+	}
+	b, err := json.Marshal(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// TestStoredSessionLeavesOutZeros: a record whose session leaves out its zero
+// values (this release) and one that writes every key (earlier releases)
+// decode to the same request, into a fresh session and into one that holds
+// other values already (the OpenID Connect record is decoded into the session
+// its code filled). A release that decodes straight into the session, as the
+// earlier ones did, reads the short form into a fresh session as it read the
+// long one (a rolling upgrade).
+func TestStoredSessionLeavesOutZeros(t *testing.T) {
+	const issuer = "https://id.example"
+	client := &fosite.DefaultClient{ID: "web"}
+	cc := NewSession(issuer)
+	cc.ClientID = "svc"
+	cc.SetExpiresAt(fosite.AccessToken, time.Unix(1700003600, 0).UTC())
+	signIn, _ := benchRequest()
+	full := fullSession()
+	full.Claims.Extra["n"] = 7.0 // as JSON reads it back
+	full.Claims.Extra["groups"] = []any{"a", "b"}
+	full.Claims.JTI, full.Claims.Issuer, full.Claims.AccessTokenHash, full.Claims.CodeHash = "j", issuer, "ah", "ch"
+	full.Claims.ExpiresAt, full.Claims.IssuedAt = time.Unix(1700003600, 0).UTC(), time.Unix(1700000000, 0).UTC()
+	full.Username = "alice@example.com"
+	emptyLists := NewSession(issuer)
+	emptyLists.Claims.Audience, emptyLists.Claims.AuthenticationMethodsReferences = []string{}, []string{}
+	noClaims := NewSession(issuer)
+	noClaims.Claims, noClaims.Headers = nil, nil
+
+	// stale is what a session may hold before a record is decoded into it.
+	stale := func() *Session {
+		s := fullSession()
+		s.Username = "stale"
+		s.Claims.JTI, s.Claims.Nonce, s.Claims.AuthenticationContextClassReference = "stale", "stale", "stale"
+		s.Claims.ExpiresAt = time.Unix(1, 0).UTC()
+		s.Claims.Audience = []string{"stale"}
+		return s
+	}
+	for name, sess := range map[string]*Session{
+		"client_credentials": cc, "sign-in": signIn.Session.(*Session), "every field": full,
+		"empty lists": emptyLists, "no claims": noClaims,
+	} {
+		t.Run(name, func(t *testing.T) {
+			r := &fosite.Request{ID: "g", RequestedAt: time.Unix(1700000000, 0).UTC(), Client: client,
+				Form: url.Values{"grant_type": {"client_credentials"}}, Session: sess}
+			short, err := encodeRequest(r, "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			// The earlier form: the session as encoding/json writes it.
+			var doc map[string]json.RawMessage
+			if err := json.Unmarshal(short, &doc); err != nil {
+				t.Fatal(err)
+			}
+			if doc["session"], err = json.Marshal(sess); err != nil {
+				t.Fatal(err)
+			}
+			long, err := json.Marshal(doc)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(short) > len(long) {
+				t.Errorf("the stored form is longer: %d > %d bytes", len(short), len(long))
+			}
+			t.Logf("%d bytes, %d in the earlier form", len(short), len(long))
+
+			for _, into := range []func() *Session{func() *Session { return NewSession(issuer) }, stale} {
+				fromShort, fromLong := into(), into()
+				if _, _, err := decodeRequest(context.Background(), oneClient{client}, short, fromShort, issuer); err != nil {
+					t.Fatal(err)
+				}
+				if _, _, err := decodeRequest(context.Background(), oneClient{client}, long, fromLong, issuer); err != nil {
+					t.Fatal(err)
+				}
+				if !reflect.DeepEqual(fromShort, fromLong) {
+					t.Fatalf("the two forms decode differently:\nshort %+v\nlong  %+v", fromShort, fromLong)
+				}
+			}
+			// The original comes back, but for what a round trip through
+			// JSON changes anyway (the long form does the same).
+			want := NewSession(issuer)
+			if err := json.Unmarshal(long, &payload{Session: want}); err != nil {
+				t.Fatal(err)
+			}
+			got := NewSession(issuer)
+			if _, _, err := decodeRequest(context.Background(), oneClient{client}, short, got, issuer); err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(got, want) {
+				t.Fatalf("decoded %+v\nwant    %+v", got, want)
+			}
+			if got.Subject != sess.Subject || got.ClientID != sess.ClientID ||
+				!got.GetExpiresAt(fosite.AccessToken).Equal(sess.GetExpiresAt(fosite.AccessToken)) {
+				t.Fatalf("decoded %+v from %+v", got, sess)
+			}
+			// An earlier release: encoding/json straight into a fresh session.
+			earlier := NewSession(issuer)
+			if err := json.Unmarshal(short, &payload{Session: earlier}); err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(earlier, want) {
+				t.Fatalf("an earlier release reads %+v\nwant %+v", earlier, want)
+			}
+		})
+	}
+}
+
+// TestStoredClaimsMirrorIDTokenClaims fails when fosite's ID token claims
+// gain, lose or rename a field that storedClaims does not follow.
+func TestStoredClaimsMirrorIDTokenClaims(t *testing.T) {
+	fields := func(ty reflect.Type) []string {
+		var out []string
+		for i := range ty.NumField() {
+			f := ty.Field(i)
+			key, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+			out = append(out, f.Name+" "+key)
+		}
+		return out
+	}
+	got, want := fields(reflect.TypeFor[storedClaims]()), fields(reflect.TypeFor[jwt.IDTokenClaims]())
+	if !slices.Equal(got, want) {
+		t.Errorf("storedClaims has %v\njwt.IDTokenClaims has %v", got, want)
 	}
 }
