@@ -167,14 +167,13 @@ return r
 // for a subject with thousands of sessions (a shared or scripted account).
 //
 // KEYS[1] the index; ARGV op ("add", "rem" or "list"), member, score
-var indexScript = goredis.NewScript(`
+var indexScript = goredis.NewScript(nowMsFunc + `
 if ARGV[1] == 'add' then
   redis.call('ZADD', KEYS[1], ARGV[3], ARGV[2])
 elseif ARGV[1] == 'rem' then
   redis.call('ZREM', KEYS[1], ARGV[2])
 end
-local t = redis.call('TIME')
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', t[1] * 1000 + math.floor(t[2] / 1000))
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', nowMs())
 local top = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')
 if #top > 0 then redis.call('PEXPIREAT', KEYS[1], top[2]) end
 if ARGV[1] ~= 'list' then return redis.call('ZCARD', KEYS[1]) end
