@@ -40,22 +40,22 @@ import (
 // backend opens a fresh pair of stores for one server.
 type backend struct {
 	name string
-	open func(t *testing.T) storage.Stores
+	open func(t testing.TB) storage.Stores
 }
 
 // backends are the deployments Gatehouse supports: everything in memory,
 // SQLite alone (dev and small installs), PostgreSQL with Redis.
 var backends = []backend{
-	{"memory", func(t *testing.T) storage.Stores {
+	{"memory", func(t testing.TB) storage.Stores {
 		m := memory.New()
 		t.Cleanup(func() { m.Close() })
 		return storage.Stores{Durable: m, Ephemeral: m}
 	}},
-	{"sqlite", func(t *testing.T) storage.Stores {
+	{"sqlite", func(t testing.TB) storage.Stores {
 		db := sqltest.NewSQLite(t)
 		return storage.Stores{Durable: db, Ephemeral: db}
 	}},
-	{"postgres+redis", func(t *testing.T) storage.Stores {
+	{"postgres+redis", func(t testing.TB) storage.Stores {
 		return storage.Stores{Durable: sqltest.NewPostgres(t), Ephemeral: redistest.New(t)}
 	}},
 }
@@ -66,7 +66,7 @@ const rpRedirect = "https://rp.example.test/cb"
 
 // env is one running server.
 type env struct {
-	t      *testing.T
+	t      testing.TB
 	issuer string
 	app    *app.App
 	logs   *syncBuffer
@@ -93,7 +93,7 @@ func (b *syncBuffer) String() string {
 
 // testConfig is the configuration a test server starts from: the defaults,
 // a random system secret, cheap password hashing and open registration.
-func testConfig(t *testing.T, issuer string) config.Config {
+func testConfig(t testing.TB, issuer string) config.Config {
 	cfg := config.Default()
 	cfg.Issuer = issuer
 	secret := make([]byte, 32)
@@ -105,13 +105,13 @@ func testConfig(t *testing.T, issuer string) config.Config {
 
 // start runs the real server over stores on a loopback port. mod edits the
 // configuration before it is validated and used.
-func start(t *testing.T, stores storage.Stores, mod func(*config.Config)) *env {
+func start(t testing.TB, stores storage.Stores, mod func(*config.Config)) *env {
 	t.Helper()
 	return startWith(t, stores, mod, app.Options{})
 }
 
 // startWith is start with app options (a clock); the logger is start's.
-func startWith(t *testing.T, stores storage.Stores, mod func(*config.Config), opts app.Options) *env {
+func startWith(t testing.TB, stores storage.Stores, mod func(*config.Config), opts app.Options) *env {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -220,7 +220,7 @@ func (e *env) verifier(clientID string) *oidc.IDTokenVerifier {
 // browser is a cookie-keeping HTTP client that follows redirects within the
 // issuer and stops at the first one leaving it (to the relying party).
 type browser struct {
-	t *testing.T
+	t testing.TB
 	c *http.Client
 }
 
@@ -286,7 +286,7 @@ func (b *browser) post(u string, form url.Values) page {
 
 // redirect returns the parameters of the redirect to the relying party that
 // p is, failing when p is not one.
-func (p page) redirect(t *testing.T) url.Values {
+func (p page) redirect(t testing.TB) url.Values {
 	t.Helper()
 	if p.status != http.StatusFound && p.status != http.StatusSeeOther {
 		t.Fatalf("expected a redirect to the relying party, got %d at %s:\n%s", p.status, p.url, p.body)
@@ -311,7 +311,7 @@ type form struct {
 }
 
 // forms parses every form of a page with the HTML tokenizer.
-func forms(t *testing.T, p page) []form {
+func forms(t testing.TB, p page) []form {
 	t.Helper()
 	var out []form
 	z := html.NewTokenizer(strings.NewReader(p.body))
@@ -369,7 +369,7 @@ func forms(t *testing.T, p page) []form {
 }
 
 // onlyForm returns the page's single form.
-func onlyForm(t *testing.T, p page) form {
+func onlyForm(t testing.TB, p page) form {
 	t.Helper()
 	fs := forms(t, p)
 	if len(fs) != 1 {

@@ -109,7 +109,7 @@ func newSigner(t *testing.T, key jose.SigningKey, typ jose.ContentType) jose.Sig
 	return s
 }
 
-func mustJSON(t *testing.T, v any) json.RawMessage {
+func mustJSON(t testing.TB, v any) json.RawMessage {
 	t.Helper()
 	b, err := json.Marshal(v)
 	if err != nil {
