@@ -41,7 +41,8 @@ func (h *Handler) authenticate(ctx context.Context, r *http.Request, identifier,
 		acct = h.throttle.account("user:" + u.ID)
 	}
 	ip := h.throttle.ip(h.clientIP(r))
-	if wait, err := h.throttle.locked(ctx, acct, ip); err != nil {
+	wait, dirty, err := h.throttle.check(ctx, acct, ip)
+	if err != nil {
 		return storage.User{}, err
 	} else if wait > 0 {
 		return storage.User{}, throttledError{wait: wait}
@@ -78,8 +79,12 @@ func (h *Handler) authenticate(ctx context.Context, r *http.Request, identifier,
 		}
 		return storage.User{}, errInvalidCredentials
 	}
-	if err := h.throttle.succeed(ctx, acct); err != nil {
-		return storage.User{}, err
+	// A failure counted after check, by a concurrent attempt, is left: it
+	// could as well have come just after this success.
+	if dirty {
+		if err := h.throttle.succeed(ctx, acct); err != nil {
+			return storage.User{}, err
+		}
 	}
 	return u, nil
 }

@@ -920,11 +920,19 @@ type countingThrottle struct {
 	storage.Throttle
 	mu                  sync.Mutex
 	counts, resets, hit int
+	keys                []string // every key Count read
+}
+
+func (c *countingThrottle) keysSeen() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return slices.Clone(c.keys)
 }
 
 func (c *countingThrottle) Count(ctx context.Context, keys ...string) ([]int64, error) {
 	c.mu.Lock()
 	c.counts++
+	c.keys = append(c.keys, keys...)
 	c.mu.Unlock()
 	return c.Throttle.Count(ctx, keys...)
 }
@@ -943,19 +951,59 @@ func (c *countingThrottle) Hit(ctx context.Context, key string, window time.Dura
 	return c.Throttle.Hit(ctx, key, window)
 }
 
-// A successful sign-in reads the account's and the address's locks in one
-// call and clears the account's counter and lock in another: two round
-// trips, not one per key.
-func TestSuccessfulSignInTouchesTheThrottleTwice(t *testing.T) {
+// A successful sign-in reads the account's and the address's locks and the
+// account's failure count in one call. Only when the account had failures
+// (or a lock) does it clear them, in one more call: one round trip on the
+// usual sign-in, two after a failure, never one per key.
+func TestSuccessfulSignInTouchesTheThrottleOnceUnlessItFailedBefore(t *testing.T) {
 	ct := &countingThrottle{}
+	var store storage.Throttle
 	e := newEnv(t, func(c *login.Config) {
+		c.Throttling = login.ThrottleConfig{MaxAccountFailures: 3, MaxIPFailures: 100}
+		store = c.Throttle
 		ct.Throttle = c.Throttle
 		c.Throttle = ct
 	})
+	calls := func() (counts, resets, hits int) {
+		ct.mu.Lock()
+		defer ct.mu.Unlock()
+		counts, resets, hits = ct.counts, ct.resets, ct.hit
+		ct.counts, ct.resets, ct.hit = 0, 0, 0
+		return counts, resets, hits
+	}
 	e.signIn(false)
-	ct.mu.Lock()
-	defer ct.mu.Unlock()
-	if ct.counts != 1 || ct.resets != 1 || ct.hit != 0 {
-		t.Errorf("throttle calls: %d Count, %d Reset, %d Hit; want 1, 1, 0", ct.counts, ct.resets, ct.hit)
+	if c, r, h := calls(); c != 1 || r != 0 || h != 0 {
+		t.Errorf("sign-in without failures: %d Count, %d Reset, %d Hit; want 1, 0, 0", c, r, h)
+	}
+
+	_, handle := e.authorize(oauth.AuthorizeRequest{ClientID: "portal", FirstParty: true, Prompt: []string{"login"}})
+	e.submitLogin(handle, "alice", "wrong", false)
+	calls()
+	if res := e.submitLogin(handle, "alice", alicePassword, false); res.status != http.StatusSeeOther {
+		t.Fatalf("sign-in after a failure: status %d", res.status)
+	}
+	if c, r, h := calls(); c != 1 || r != 1 || h != 0 {
+		t.Errorf("sign-in after a failure: %d Count, %d Reset, %d Hit; want 1, 1, 0", c, r, h)
+	}
+	// The reset really cleared the account's counter, so the next success
+	// has nothing to reset again.
+	keys := []string{}
+	for _, k := range ct.keysSeen() {
+		if strings.Contains(k, ":fail:acct:") {
+			keys = append(keys, k)
+		}
+	}
+	if len(keys) == 0 {
+		t.Fatal("no account failure key was read")
+	}
+	if n, err := store.Count(context.Background(), keys...); err != nil || slices.Max(n) != 0 {
+		t.Errorf("account failure counts after the success: %v (%v), want 0", n, err)
+	}
+	_, handle = e.authorize(oauth.AuthorizeRequest{ClientID: "portal", FirstParty: true, Prompt: []string{"login"}})
+	if res := e.submitLogin(handle, "alice", alicePassword, false); res.status != http.StatusSeeOther {
+		t.Fatalf("second sign-in: status %d", res.status)
+	}
+	if c, r, _ := calls(); c != 1 || r != 0 {
+		t.Errorf("sign-in after the reset: %d Count, %d Reset; want 1, 0", c, r)
 	}
 }

@@ -102,33 +102,41 @@ func (t *throttle) backoff(count, max int64) time.Duration {
 	return d
 }
 
-// locked returns how long the caller should wait when any subject is locked,
-// or 0. The locks are read together (one round trip); the failure counts
-// only of locked subjects.
-func (t *throttle) locked(ctx context.Context, subjects ...subject) (time.Duration, error) {
-	keys := make([]string, len(subjects))
+// check reads the subjects' locks and the first subject's failure count in
+// one round trip. It returns how long the caller should wait when any
+// subject is locked (0 otherwise), and whether the first subject has a
+// failure count or lock that a successful sign-in must reset: without one,
+// the success writes nothing, and a sign-in costs a round trip less.
+func (t *throttle) check(ctx context.Context, subjects ...subject) (wait time.Duration, dirty bool, err error) {
+	keys := make([]string, len(subjects), len(subjects)+1)
 	for i, s := range subjects {
 		keys[i] = lockKey(s)
 	}
-	locks, err := t.store.Count(ctx, keys...)
+	keys = append(keys, subjects[0].key)
+	counts, err := t.store.Count(ctx, keys...)
 	if err != nil {
-		return 0, fmt.Errorf("reading login locks: %w", err)
+		return 0, false, fmt.Errorf("reading login locks: %w", err)
 	}
-	var wait time.Duration
+	first := counts[len(subjects)]
+	dirty = first > 0 || counts[0] > 0
 	for i, s := range subjects {
-		if locks[i] == 0 {
+		if counts[i] == 0 {
 			continue
 		}
 		// The lock was set for backoff(failures at that time), and failures
 		// do not count while locked, so this is the lock's length: an upper
 		// bound of the time left.
-		fails, err := t.store.Count(ctx, s.key)
-		if err != nil {
-			return 0, fmt.Errorf("reading login failures: %w", err)
+		fails := first
+		if i > 0 {
+			n, err := t.store.Count(ctx, s.key)
+			if err != nil {
+				return 0, false, fmt.Errorf("reading login failures: %w", err)
+			}
+			fails = n[0]
 		}
-		wait = max(wait, t.backoff(fails[0], s.max))
+		wait = max(wait, t.backoff(fails, s.max))
 	}
-	return wait, nil
+	return wait, dirty, nil
 }
 
 // fail counts a failed sign-in for each subject and locks those that reached
