@@ -194,7 +194,7 @@ func (p *Provider) Authorize(w http.ResponseWriter, r *http.Request) {
 		}
 		held.release()
 	default:
-		p.finish(w, r, ar, *d)
+		p.finish(w, r, ar, *d, nil)
 	}
 }
 
@@ -250,10 +250,15 @@ func (p *Provider) PendingAuthorize(ctx context.Context, handle string) (Authori
 // redirects to the client. An unknown, expired or already used handle gets
 // an error page.
 func (p *Provider) ResumeAuthorize(w http.ResponseWriter, r *http.Request, handle string, d Decision) {
-	ar, ok := p.takePending(w, r, handle)
-	if ok {
-		p.finish(w, r, ar, d)
+	ar, rec, err := p.loadPending(r.Context(), handle)
+	if err != nil {
+		p.pendingGone(w, r, err)
+		return
 	}
+	// The pending request is claimed in the same batch as the code's
+	// records: two submissions of one request cannot both get a code, and
+	// a failed write leaves the request to be completed again.
+	p.finish(w, r, ar, d, &storage.RequestRef{Kind: storage.KindPAR, Signature: pendingSignature(handle), RequestID: rec.RequestID})
 }
 
 // AbortAuthorize ends a pending request with an error for the client, e.g.
@@ -272,14 +277,20 @@ func (p *Provider) takePending(w http.ResponseWriter, r *http.Request, handle st
 		err = p.claimPending(ctx, handle, rec.RequestID)
 	}
 	if err != nil {
-		if !errors.Is(err, ErrPendingNotFound) {
-			p.log.LogAttrs(ctx, slog.LevelError, "resuming authorization", slog.String("error", err.Error()))
-		}
-		p.cfg.RenderError(w, r, http.StatusBadRequest, "Sign-in request expired",
-			"This sign-in request has expired or was already completed. Go back to the application and start again.")
+		p.pendingGone(w, r, err)
 		return nil, false
 	}
 	return ar, true
+}
+
+// pendingGone answers a form whose pending request cannot be completed: it
+// expired, was completed already (ErrPendingNotFound), or storage failed.
+func (p *Provider) pendingGone(w http.ResponseWriter, r *http.Request, err error) {
+	if !errors.Is(err, ErrPendingNotFound) {
+		p.log.LogAttrs(r.Context(), slog.LevelError, "resuming authorization", slog.String("error", err.Error()))
+	}
+	p.cfg.RenderError(w, r, http.StatusBadRequest, "Sign-in request expired",
+		"This sign-in request has expired or was already completed. Go back to the application and start again.")
 }
 
 func newHandle() (string, error) {
@@ -445,7 +456,7 @@ func interactionError(err error) error {
 }
 
 // finish issues the authorization response for a decision.
-func (p *Provider) finish(w http.ResponseWriter, r *http.Request, ar fosite.AuthorizeRequester, d Decision) {
+func (p *Provider) finish(w http.ResponseWriter, r *http.Request, ar fosite.AuthorizeRequester, d Decision, claim *storage.RequestRef) {
 	ctx := r.Context()
 	if d.Subject == "" {
 		p.writeAuthorizeError(w, r, ar, fosite.ErrServerError.WithDebug("the interaction decided without a subject"))
@@ -489,15 +500,29 @@ func (p *Provider) finish(w http.ResponseWriter, r *http.Request, ar fosite.Auth
 
 	// The code, PKCE and OIDC request records go to storage together, as
 	// one batch (one SQLite transaction, one Redis script for the grant),
-	// rather than one write each.
+	// rather than one write each, with the claim of the pending request.
 	txCtx, err := p.store.BeginTX(ctx)
 	if err != nil {
 		p.writeAuthorizeError(w, r, ar, fosite.ErrServerError.WithWrap(err).WithDebug(err.Error()))
 		return
 	}
+	if claim != nil {
+		p.pending.ForgetKey(claim.Signature)
+		if err := p.store.deactivate(txCtx, *claim); err != nil {
+			_ = p.store.Rollback(txCtx)
+			p.pendingGone(w, r, err)
+			return
+		}
+	}
 	resp, err := p.f.NewAuthorizeResponse(txCtx, ar, sess)
 	if err == nil {
 		if err = p.store.Commit(txCtx); err != nil {
+			if claim != nil && (errors.Is(err, storage.ErrInactive) || errors.Is(err, storage.ErrNotFound)) {
+				// Only the claim is a condition of this batch: another
+				// submission completed the request, or it expired.
+				p.pendingGone(w, r, ErrPendingNotFound)
+				return
+			}
 			err = fosite.ErrServerError.WithWrap(err).WithDebug(err.Error())
 		}
 	} else {

@@ -2,8 +2,10 @@ package oauth
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"testing"
 
@@ -14,18 +16,35 @@ import (
 )
 
 // pendingTraffic returns how many pending records c has seen read and
-// claimed since its last reset, and resets it.
-func pendingTraffic(c *roundTrips) (reads, claims int) {
+// claimed since its last reset, and resets it. withCode counts the claims
+// made in the same batch as an authorization code's creation.
+func pendingTraffic(c *roundTrips) (reads, claims, withCode int) {
 	for _, r := range c.read() {
-		if r.Kind == storage.KindPAR && strings.HasPrefix(r.Signature, pendingPrefix) {
+		if isPending(r) {
 			reads++
 		}
 	}
 	c.mu.Lock()
 	claims = c.deactivateSingle
+	for _, b := range c.batches {
+		n := 0
+		for _, r := range b.Deactivate {
+			if isPending(r) {
+				n++
+			}
+		}
+		claims += n
+		if n > 0 && slices.ContainsFunc(b.Create, func(r storage.Request) bool { return r.Kind == storage.KindAuthorizeCode }) {
+			withCode += n
+		}
+	}
 	c.mu.Unlock()
 	c.reset()
-	return reads, claims
+	return reads, claims, withCode
+}
+
+func isPending(r storage.RequestRef) bool {
+	return r.Kind == storage.KindPAR && strings.HasPrefix(r.Signature, pendingPrefix)
 }
 
 // authorizeDeferred starts an authorization whose interaction defers to the
@@ -70,7 +89,8 @@ func (e *env) resume(t *testing.T, page *url.URL) int {
 
 // TestPendingReadFromProcessCache: the pages of one sign-in read the pending
 // authorization this process stored without a store round trip; the claim
-// still goes to the store, once, and a second claim fails.
+// still goes to the store, once, in the batch that creates the code, and a
+// second claim fails.
 func TestPendingReadFromProcessCache(t *testing.T) {
 	st := memoryStores()
 	counting := &roundTrips{Ephemeral: st.Ephemeral}
@@ -85,8 +105,8 @@ func TestPendingReadFromProcessCache(t *testing.T) {
 	if s := e.resume(t, page); s != http.StatusSeeOther && s != http.StatusFound {
 		t.Fatalf("resume: %d", s)
 	}
-	if reads, claims := pendingTraffic(counting); reads != 0 || claims != 1 {
-		t.Errorf("a sign-in read the pending record %d times and claimed it %d times, want 0 and 1", reads, claims)
+	if reads, claims, withCode := pendingTraffic(counting); reads != 0 || claims != 1 || withCode != 1 {
+		t.Errorf("a sign-in read the pending record %d times and claimed it %d times (%d with the code), want 0 and 1 (1)", reads, claims, withCode)
 	}
 	if s := e.resume(t, page); s != http.StatusBadRequest {
 		t.Errorf("second resume: %d, want 400", s)
@@ -112,7 +132,7 @@ func TestPendingAcrossReplicas(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if reads, _ := pendingTraffic(counting); reads != 1 {
+	if reads, _, _ := pendingTraffic(counting); reads != 1 {
 		t.Errorf("a replica read the pending record %d times, want 1", reads)
 	}
 
@@ -123,5 +143,35 @@ func TestPendingAcrossReplicas(t *testing.T) {
 	}
 	if s := e.resume(t, page); s != http.StatusBadRequest {
 		t.Errorf("resume after a claim elsewhere: %d, want 400", s)
+	}
+}
+
+// TestPendingSurvivesAFailedWrite: when the batch that claims the pending
+// request and creates the code fails, nothing of it is written, so the
+// request can still be completed (no half-done sign-in), and then only
+// once.
+func TestPendingSurvivesAFailedWrite(t *testing.T) {
+	st := memoryStores()
+	counting := &roundTrips{Ephemeral: st.Ephemeral}
+	e := newEnv(t, storage.Stores{Durable: st.Durable, Ephemeral: counting})
+	page := startPending(t, e)
+
+	counting.mu.Lock()
+	counting.failApply = errors.New("storage unavailable")
+	counting.mu.Unlock()
+	resp, err := e.noRedirect.Get(e.issuer + page.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	loc, _ := url.Parse(resp.Header.Get("Location"))
+	if loc == nil || loc.Query().Get("error") != "server_error" || loc.Query().Get("code") != "" {
+		t.Fatalf("resume with a failing store: %d %v, want a redirect with error=server_error and no code", resp.StatusCode, loc)
+	}
+	if s := e.resume(t, page); s != http.StatusSeeOther && s != http.StatusFound {
+		t.Fatalf("resume after the failed write: %d, want the redirect with a code", s)
+	}
+	if s := e.resume(t, page); s != http.StatusBadRequest {
+		t.Errorf("third resume: %d, want 400 (already completed)", s)
 	}
 }

@@ -21,6 +21,7 @@ type roundTrips struct {
 	got              []storage.RequestRef
 	multiGets        [][]storage.RequestKey
 	deactivateSingle int
+	failApply        error // returned, once, by the next ApplyRequests
 }
 
 func (c *roundTrips) GetRequests(ctx context.Context, keys []storage.RequestKey) ([]storage.Request, []bool, error) {
@@ -68,7 +69,12 @@ func (c *roundTrips) DeactivateRequest(ctx context.Context, ref storage.RequestR
 func (c *roundTrips) ApplyRequests(ctx context.Context, b storage.RequestBatch) error {
 	c.mu.Lock()
 	c.batches = append(c.batches, b)
+	fail := c.failApply
+	c.failApply = nil
 	c.mu.Unlock()
+	if fail != nil {
+		return fail
+	}
 	return c.Ephemeral.ApplyRequests(ctx, b)
 }
 
