@@ -118,7 +118,12 @@ func (s *Store) GetSession(ctx context.Context, id string) (storage.Session, err
 }
 
 func (s *Store) getSession(ctx context.Context, c goredis.Cmdable, id string) (storage.Session, error) {
-	b, err := c.Get(ctx, s.keys.session(id)).Bytes()
+	return readSession(c.Get(ctx, s.keys.session(id)))
+}
+
+// readSession decodes a session GET's reply.
+func readSession(get *goredis.StringCmd) (storage.Session, error) {
+	b, err := get.Bytes()
 	if errors.Is(err, goredis.Nil) {
 		return storage.Session{}, storage.ErrNotFound
 	}
@@ -144,8 +149,28 @@ func (s *Store) UpdateSession(ctx context.Context, id string, update func(storag
 		oldExp    time.Time
 		updateErr error
 	)
-	txf := func(tx *goredis.Tx) error {
-		old, err := s.getSession(ctx, tx, id)
+	txf := func(tx *goredis.Tx) (err error) {
+		// WATCH and GET go in one round trip. go-redis only knows of a WATCH
+		// it sent itself, so every way out that does not reach EXEC (which
+		// ends the WATCH) sends UNWATCH: the connection goes back to the pool
+		// watching nothing.
+		executed := false
+		defer func() {
+			if !executed {
+				if uerr := tx.Unwatch(ctx).Err(); uerr != nil && err == nil {
+					err = uerr
+				}
+			}
+		}()
+		var get *goredis.StringCmd
+		if _, err := tx.Pipelined(ctx, func(p goredis.Pipeliner) error {
+			p.Do(ctx, "watch", key)
+			get = p.Get(ctx, key)
+			return nil
+		}); err != nil && !errors.Is(err, goredis.Nil) {
+			return err
+		}
+		old, err := readSession(get)
 		if err != nil {
 			return err
 		}
@@ -162,6 +187,7 @@ func (s *Store) UpdateSession(ctx context.Context, id string, update func(storag
 		if err != nil {
 			return err
 		}
+		executed = true
 		_, err = tx.TxPipelined(ctx, func(p goredis.Pipeliner) error {
 			p.Do(ctx, "set", key, b, "pxat", pxat(next.ExpiresAt))
 			return nil
@@ -173,7 +199,7 @@ func (s *Store) UpdateSession(ctx context.Context, id string, update func(storag
 		return nil
 	}
 	for range maxTxRetries {
-		err := s.client.Watch(ctx, txf, key)
+		err := s.client.Watch(ctx, txf) // txf sends the WATCH with its GET
 		if errors.Is(err, goredis.TxFailedErr) {
 			continue
 		}

@@ -2,7 +2,9 @@ package redis_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -98,5 +100,85 @@ func TestCreateSessionCostDoesNotGrowWithSessions(t *testing.T) {
 	}
 	if rs.max > 1 {
 		t.Errorf("DeleteSession read back a reply of %d elements", rs.max)
+	}
+}
+
+// cmdLog records the commands of each round trip, pipelines whole.
+type cmdLog struct {
+	mu    sync.Mutex
+	trips [][]string
+}
+
+func (l *cmdLog) DialHook(next goredis.DialHook) goredis.DialHook { return next }
+
+func (l *cmdLog) ProcessHook(next goredis.ProcessHook) goredis.ProcessHook {
+	return func(ctx context.Context, cmd goredis.Cmder) error {
+		l.add(cmd)
+		return next(ctx, cmd)
+	}
+}
+
+func (l *cmdLog) ProcessPipelineHook(next goredis.ProcessPipelineHook) goredis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []goredis.Cmder) error {
+		l.add(cmds...)
+		return next(ctx, cmds)
+	}
+}
+
+func (l *cmdLog) add(cmds ...goredis.Cmder) {
+	names := make([]string, len(cmds))
+	for i, c := range cmds {
+		names[i] = c.Name()
+	}
+	l.mu.Lock()
+	l.trips = append(l.trips, names)
+	l.mu.Unlock()
+}
+
+func (l *cmdLog) take() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	parts := make([]string, len(l.trips))
+	for i, t := range l.trips {
+		parts[i] = "[" + strings.Join(t, " ") + "]"
+	}
+	l.trips = nil
+	return strings.Join(parts, " ")
+}
+
+// TestUpdateSessionRoundTrips: UpdateSession sends WATCH in the round trip of
+// its GET (two round trips in all, not three). go-redis does not know of that
+// WATCH, so when UpdateSession ends without EXEC (the update fails, the
+// session is gone) it must send UNWATCH itself: otherwise the pooled
+// connection would refuse a later, unrelated transaction whenever the
+// session changed meanwhile.
+func TestUpdateSessionRoundTrips(t *testing.T) {
+	s := redistest.New(t)
+	ctx := ctxT(t)
+	if err := s.CreateSession(ctx, storage.Session{ID: "s", Subject: "alice", ExpiresAt: time.Now().Add(time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	log := &cmdLog{}
+	s.Client().AddHook(log)
+	boom := errors.New("boom")
+	for _, c := range []struct {
+		name, id string
+		update   func(storage.Session) (storage.Session, error)
+		want     error
+		trips    string
+	}{
+		{"update", "s", func(x storage.Session) (storage.Session, error) { x.ClientIDs = []string{"a"}; return x, nil }, nil,
+			"[watch get] [multi set exec]"},
+		{"failing update", "s", func(storage.Session) (storage.Session, error) { return storage.Session{}, boom }, boom,
+			"[watch get] [unwatch]"},
+		{"missing session", "gone", func(x storage.Session) (storage.Session, error) { return x, nil }, storage.ErrNotFound,
+			"[watch get] [unwatch]"},
+	} {
+		if _, err := s.UpdateSession(ctx, c.id, c.update); !errors.Is(err, c.want) {
+			t.Fatalf("%s: %v, want %v", c.name, err, c.want)
+		}
+		if got := log.take(); got != c.trips {
+			t.Errorf("%s: round trips %s, want %s", c.name, got, c.trips)
+		}
 	}
 }
