@@ -356,13 +356,18 @@ func (p *Provider) claimPending(ctx context.Context, handle string, grant string
 	sig := pendingSignature(handle)
 	p.pending.ForgetKey(sig)
 	err := p.ephemeral.DeactivateRequest(ctx, storage.RequestRef{Kind: storage.KindPAR, Signature: sig, RequestID: grant})
-	if errors.Is(err, storage.ErrInactive) || errors.Is(err, storage.ErrNotFound) {
+	if claimRefused(err) {
 		return ErrPendingNotFound
 	}
 	if err != nil {
 		return fmt.Errorf("claiming pending authorization: %w", err)
 	}
 	return nil
+}
+
+// claimRefused: the pending record was claimed already, or expired.
+func claimRefused(err error) bool {
+	return errors.Is(err, storage.ErrInactive) || errors.Is(err, storage.ErrNotFound)
 }
 
 // view builds the interaction's view of a validated request.
@@ -517,7 +522,7 @@ func (p *Provider) finish(w http.ResponseWriter, r *http.Request, ar fosite.Auth
 	resp, err := p.f.NewAuthorizeResponse(txCtx, ar, sess)
 	if err == nil {
 		if err = p.store.Commit(txCtx); err != nil {
-			if claim != nil && (errors.Is(err, storage.ErrInactive) || errors.Is(err, storage.ErrNotFound)) {
+			if claim != nil && claimRefused(err) {
 				// Only the claim is a condition of this batch: another
 				// submission completed the request, or it expired.
 				p.pendingGone(w, r, ErrPendingNotFound)
