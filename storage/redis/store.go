@@ -19,6 +19,7 @@ import (
 	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/gatehouse-idp/gatehouse/storage"
+	"github.com/gatehouse-idp/gatehouse/storage/ttlcache"
 )
 
 // DefaultPrefix starts every key when Config.Prefix is empty.
@@ -59,7 +60,13 @@ type Store struct {
 	client goredis.UniversalClient
 	keys   keys
 	log    *slog.Logger
+	// tokenGrants caches the grant that an access token's signature points
+	// to (see GetRequest).
+	tokenGrants *ttlcache.Cache[string, string]
 }
+
+// tokenGrantsSize bounds tokenGrants: about 200 bytes an entry.
+const tokenGrantsSize = 8192
 
 var _ storage.Ephemeral = (*Store)(nil)
 
@@ -82,7 +89,8 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		return nil, err
 	}
 	client := ep.newClient()
-	s := &Store{client: client, keys: keys{prefix: prefix}, log: log}
+	s := &Store{client: client, keys: keys{prefix: prefix}, log: log,
+		tokenGrants: ttlcache.New[string, string](tokenGrantsSize, nil)}
 	if err := client.Ping(ctx).Err(); err != nil {
 		client.Close()
 		return nil, fmt.Errorf("pinging %s: %w: %w", ep, ErrUnreachable, err)
